@@ -1,13 +1,16 @@
-"""Shared fixtures. Service fixtures live in tests/utils/services.py."""
+"""Shared fixtures: a private Mosquitto per test, SQLite and PostgreSQL databases per session."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
-from tests.utils.services import Mosquitto
+from tests.utils import db
+from tests.utils.services import Mosquitto, unavailable
 
 
 @pytest.fixture
@@ -18,3 +21,54 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.kill()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return db.migrated_sqlite(tmp_path_factory.mktemp("sqlite"))
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    why = db.pg_reachable()
+    if why:
+        unavailable(why)
+    with db.private_pg_database() as url:
+        from server.db.engine import upgrade
+
+        upgrade(url)
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database: every test using it runs on SQLite and on PostgreSQL."""
+    url: str = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = db.engine_for(db_url)
+    db.wipe(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _fail_on_swallowed_errors(caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail a test in which a handler wrapper logged an unexpected exception instead of raising it.
+
+    The ingest loop must survive every payload; a logged traceback means it survived a *bug*, which a
+    test should never let pass silently. Tests that provoke one on purpose mark `allow_logged_errors`.
+    """
+    caplog.set_level(logging.WARNING, logger="motcua")
+    yield
+    if request.node.get_closest_marker("allow_logged_errors"):
+        return
+    bad = [r for r in caplog.get_records("call") if r.name.startswith("motcua") and r.exc_info
+           and r.levelno >= logging.ERROR]
+    if bad:
+        pytest.fail("an exception was swallowed and logged: " + bad[0].getMessage(), pytrace=False)

@@ -25,7 +25,9 @@ def _event_case(name: str, secret: str, **fields: Any) -> dict[str, Any]:
     return _case(name, secret, topics.topic(fields["dev"], topics.TopicKind.EVENT), fields, body_members, payload)
 
 
-def _case(name: str, secret: str, topic: str, fields: dict[str, Any], body_members: Any, payload: bytes) -> dict[str, Any]:
+def _case(
+    name: str, secret: str, topic: str, fields: dict[str, Any], body_members: Any, payload: bytes
+) -> dict[str, Any]:
     signed = payload[: payload.rfind(SIG_MARKER)]
     return {
         "name": name,

@@ -1,0 +1,37 @@
+"""Alembic environment: runs migrations on the URL given by server.db.engine.alembic_config."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import pool
+
+from server.db.engine import make_engine
+from server.db.models import Base
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=config.get_main_option("sqlalchemy.url"), target_metadata=target_metadata,
+                      literal_binds=True, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    url = config.get_main_option("sqlalchemy.url")
+    assert url is not None
+    engine = make_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        # Batch mode: SQLite cannot ALTER most things in place; Alembic copies the table instead.
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

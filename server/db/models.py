@@ -1,0 +1,286 @@
+"""The relational model (SQLAlchemy 2). Migrations: server/db/migrations (Alembic).
+
+Who is who: units hold counters and officials; a device sits at a counter; an official serves at a
+counter during a session; an event is a signed press or incident from a device, attributed to the
+session open on its counter at its event time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar, cast
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from server.db.types import BigIntPK, UTCDateTime, utcnow
+
+# Stable constraint names, so Alembic migrations are the same on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+def _enum(cls: type[StrEnum], name: str) -> Enum:
+    return Enum(cls, name=name, native_enum=False, length=24, values_callable=lambda e: [m.value for m in e])
+
+
+class DeviceKind(StrEnum):
+    BUTTON = "button"  # ESP32 button box (device/micropython)
+    KIOSK = "kiosk"  # Raspberry Pi touchscreen with camera (device/)
+    SIMULATED = "simulated"  # simulator/ and the demo
+
+
+class DeviceStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class EventStatus(StrEnum):
+    ACCEPTED = "accepted"  # timed and attributed to an official
+    QUARANTINED = "quarantined"  # stored, but waiting: see the open quarantine record for why
+
+
+class TimeSource(StrEnum):
+    ANCHOR = "anchor"  # server clock: heartbeat anchor + uptime (docs/protocol.md §4 rule 1)
+    DEVICE = "device"  # the device's synced clock (rule 2)
+    RECEIVE = "receive"  # placeholder: time unknown or implausible, event quarantined
+    MANUAL = "manual"  # set by a supervisor when resolving a quarantine record
+
+
+class Unit(Base):
+    """An office with a one-stop section (ward, district, department)."""
+
+    __tablename__ = "units"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Counter(Base):
+    """A service desk ("quầy") in a unit's one-stop section."""
+
+    __tablename__ = "counters"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    service_type: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Official(Base):
+    """A civil servant who serves citizens at counters and is evaluated monthly."""
+
+    __tablename__ = "officials"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # employee number in the HR system
+    full_name: Mapped[str] = mapped_column(String(200))
+    post: Mapped[str] = mapped_column(String(200), default="")
+    photo_url: Mapped[str | None] = mapped_column(String(500))
+    duty_group: Mapped[str | None] = mapped_column(String(64))  # similar-duty group (scoring caps, priors)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Device(Base):
+    """A provisioned terminal with its own HMAC key (docs/protocol.md §3.3)."""
+
+    __tablename__ = "devices"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id"), index=True)
+    kind: Mapped[DeviceKind] = mapped_column(_enum(DeviceKind, "device_kind"))
+    secret_hex: Mapped[str] = mapped_column(String(64))
+    status: Mapped[DeviceStatus] = mapped_column(_enum(DeviceStatus, "device_status"), default=DeviceStatus.ACTIVE)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    revoked_reason: Mapped[str | None] = mapped_column(String(500))
+    # Retained config: bumped on every change that a device should show; the publisher catches up.
+    config_rev: Mapped[int] = mapped_column(Integer, default=1)
+    config_published_rev: Mapped[int] = mapped_column(Integer, default=0)
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_seen_at: Mapped[datetime | None]
+    health: Mapped[dict[str, Any] | None]
+    duplicates: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_hb_epoch: Mapped[int | None] = mapped_column(Integer)
+    last_hb_up: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class DeviceBoot(Base):
+    """Per (device, epoch): when it booted on the server's clock, from live heartbeats (protocol §4)."""
+
+    __tablename__ = "device_boots"
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), primary_key=True)
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    anchor_ms: Mapped[int] = mapped_column(BigInteger)  # estimated boot instant, Unix ms, server clock
+    anchor_up: Mapped[int] = mapped_column(BigInteger)  # uptime of the heartbeat that set the anchor
+    first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CounterSession(Base):
+    """An official serving at a counter from `started_at` until `ended_at` (open while NULL)."""
+
+    __tablename__ = "counter_sessions"
+    __table_args__ = (
+        # One open session per counter and per official: both backends support partial unique indexes.
+        Index("uq_open_session_counter", "counter_id", unique=True,
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+        Index("uq_open_session_official", "official_id", unique=True,
+              sqlite_where=text("ended_at IS NULL"), postgresql_where=text("ended_at IS NULL")),
+        Index("ix_counter_sessions_counter_time", "counter_id", "started_at"),
+        CheckConstraint("ended_at IS NULL OR ended_at > started_at", name="ends_after_start"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id"))
+    official_id: Mapped[int] = mapped_column(ForeignKey("officials.id"), index=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    opened_by: Mapped[str] = mapped_column(String(100))
+    closed_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class Event(Base):
+    """A verified event, stored exactly once per (device, epoch, seq), with its original signed bytes."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        UniqueConstraint("device_id", "epoch", "seq"),
+        Index("ix_events_official_time", "official_id", "event_time"),
+        Index("ix_events_counter_time", "counter_id", "event_time"),
+        Index("ix_events_device_epoch_up", "device_id", "epoch", "uptime_ms"),
+        Index("ix_events_txn_key", "txn_key"),
+    )
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    epoch: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    typ: Mapped[str] = mapped_column(String(16))
+    status: Mapped[EventStatus] = mapped_column(_enum(EventStatus, "event_status"))
+    received_at: Mapped[datetime]
+    event_time: Mapped[datetime]
+    time_source: Mapped[TimeSource] = mapped_column(_enum(TimeSource, "time_source"))
+    device_ts: Mapped[int | None] = mapped_column(BigInteger)
+    uptime_ms: Mapped[int] = mapped_column(BigInteger)
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id"))
+    official_id: Mapped[int | None] = mapped_column(ForeignKey("officials.id"))
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("counter_sessions.id"))
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    levels: Mapped[int | None] = mapped_column(SmallInteger)
+    txn_key: Mapped[str | None] = mapped_column(String(80))  # counter:local-day:ticket, one counted rating each
+    misuse: Mapped[bool] = mapped_column(Boolean, default=False)
+    txn_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    body: Mapped[dict[str, Any]]
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # the signed bytes as received: re-verifiable evidence
+
+
+class Quarantine(Base):
+    """Something that could not be accepted as it stands, with why. Never deleted by ingest."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (
+        UniqueConstraint("payload_sha256", "reason"),  # a re-send bumps `count` instead of a new row
+        Index("ix_quarantine_open", "reason", "resolved_at"),
+    )
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(500))
+    topic: Mapped[str] = mapped_column(String(255))
+    device_id: Mapped[str | None] = mapped_column(String(64), index=True)  # as claimed: may be unknown
+    epoch: Mapped[int | None] = mapped_column(BigInteger)
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)  # truncated to the size limit when oversized
+    payload_size: Mapped[int] = mapped_column(Integer)
+    payload_sha256: Mapped[str] = mapped_column(String(64))
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), index=True)
+    count: Mapped[int] = mapped_column(Integer, default=1)
+    first_received_at: Mapped[datetime]
+    last_received_at: Mapped[datetime]
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    resolution: Mapped[str | None] = mapped_column(String(500))
+
+
+class AuditEntry(Base):
+    """Who did what to which record, and why. Written in the same transaction as the change."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any] | None]
+    __table_args__ = (Index("ix_audit_target", "target_type", "target_id"),)
+
+
+class ApiToken(Base):
+    """A bearer token for a machine client (queue system, HR system); only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(Text)  # space-separated, as in OAuth2
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class User(Base):
+    """A person who signs in to the web console; passwords are Argon2id hashes."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+# Core handles for the hot paths (ingest, aggregation), typed as Table for the type checker.
+UNITS = _table(Unit)
+COUNTERS = _table(Counter)
+OFFICIALS = _table(Official)
+DEVICES = _table(Device)
+BOOTS = _table(DeviceBoot)
+SESSIONS = _table(CounterSession)
+EVENTS = _table(Event)
+QUARANTINE = _table(Quarantine)
+AUDIT = _table(AuditEntry)
+TOKENS = _table(ApiToken)
+USERS = _table(User)

@@ -1,0 +1,175 @@
+"""Attribution: an event belongs to the session open on its counter at its event time.
+
+Used by ingest for new events, and to settle stored events again when what they were waiting for
+arrives: a clock anchor (untimed events) or a session recorded late (unattributed events).
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, or_, select, update
+
+from server.db.dialect import insert_for
+from server.db.models import EVENTS, QUARANTINE, SESSIONS, EventStatus
+from server.db.types import utcnow
+from server.ingest.reasons import Reason
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A counter session as a half-open interval [started, ended)."""
+
+    id: int
+    counter_id: int
+    official_id: int
+    started: datetime
+    ended: datetime | None
+
+    def covers(self, at: datetime) -> bool:
+        return self.started <= at and (self.ended is None or at < self.ended)
+
+
+class SessionIndex:
+    """Sessions of some counters over a time range, searchable by (counter, instant)."""
+
+    def __init__(self, spans: Iterable[Span]) -> None:
+        by_counter: dict[int, list[Span]] = defaultdict(list)
+        for span in spans:
+            by_counter[span.counter_id].append(span)
+        self._spans = {c: sorted(s, key=lambda x: x.started) for c, s in by_counter.items()}
+        self._starts = {c: [s.started for s in spans] for c, spans in self._spans.items()}
+
+    @classmethod
+    def load(cls, conn: Connection, counter_ids: Iterable[int], earliest: datetime, latest: datetime) -> SessionIndex:
+        ids = sorted(set(counter_ids))
+        if not ids:
+            return cls([])
+        rows = conn.execute(
+            select(SESSIONS.c.id, SESSIONS.c.counter_id, SESSIONS.c.official_id, SESSIONS.c.started_at,
+                   SESSIONS.c.ended_at)
+            .where(SESSIONS.c.counter_id.in_(ids), SESSIONS.c.started_at <= latest,
+                   or_(SESSIONS.c.ended_at.is_(None), SESSIONS.c.ended_at > earliest))
+        )
+        return cls(Span(*row) for row in rows)
+
+    def at(self, counter_id: int, when: datetime) -> Span | None:
+        """The session serving `counter_id` at `when`, if any (sessions never overlap on a counter)."""
+        starts = self._starts.get(counter_id)
+        if not starts:
+            return None
+        i = bisect.bisect_right(starts, when) - 1
+        if i < 0:
+            return None
+        span = self._spans[counter_id][i]
+        return span if span.covers(when) else None
+
+
+def quarantine_row(
+    *, reason: Reason, detail: str, topic: str, payload: bytes, received_at: datetime, device_id: str | None,
+    epoch: int | None = None, seq: int | None = None, event_id: int | None = None, limit: int = 4096,
+) -> dict[str, Any]:
+    """A quarantine record for `payload` (kept up to `limit` bytes; the hash is of the whole)."""
+    return {
+        "reason": reason.value, "detail": detail[:500], "topic": topic[:255], "device_id": device_id,
+        "epoch": epoch, "seq": seq, "payload": payload[:limit], "payload_size": len(payload),
+        "payload_sha256": hashlib.sha256(payload).hexdigest(), "event_id": event_id, "count": 1,
+        "first_received_at": received_at, "last_received_at": received_at,
+    }
+
+
+def upsert_quarantine(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert quarantine records; a record already there (same bytes, same reason) is counted and reopened."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["payload_sha256"], row["reason"])
+        if key in merged:
+            merged[key]["count"] += 1
+            merged[key]["last_received_at"] = max(merged[key]["last_received_at"], row["last_received_at"])
+        else:
+            merged[key] = dict(row)
+    if not merged:
+        return
+    stmt = insert_for(conn, QUARANTINE)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["payload_sha256", "reason"],
+        set_={
+            "count": QUARANTINE.c.count + stmt.excluded.count,
+            "last_received_at": stmt.excluded.last_received_at,
+            "event_id": stmt.excluded.event_id,
+            "resolved_at": None,
+            "resolved_by": None,
+            "resolution": None,
+        },
+    )
+    # Deterministic order: two workers upserting the same records cannot deadlock on each other.
+    conn.execute(stmt, sorted(merged.values(), key=lambda r: (r["payload_sha256"], r["reason"])))
+
+
+def resolve_open(conn: Connection, event_ids: Sequence[int], reasons: Iterable[Reason], *, by: str, how: str) -> None:
+    """Close the open quarantine records of these events for these reasons."""
+    if not event_ids:
+        return
+    conn.execute(
+        update(QUARANTINE)
+        .where(QUARANTINE.c.event_id.in_(event_ids), QUARANTINE.c.reason.in_([r.value for r in reasons]),
+               QUARANTINE.c.resolved_at.is_(None))
+        .values(resolved_at=utcnow(), resolved_by=by, resolution=how[:500])
+    )
+
+
+def settle(conn: Connection, event_ids: Sequence[int], *, by: str, why: str) -> dict[str, int]:
+    """Attribute stored, timed events again; move them in or out of the `unattributed` quarantine.
+
+    Returns how many became attributed and how many stay unattributed.
+    """
+    if not event_ids:
+        return {"attributed": 0, "unattributed": 0}
+    rows = conn.execute(
+        select(EVENTS.c.id, EVENTS.c.counter_id, EVENTS.c.event_time, EVENTS.c.official_id, EVENTS.c.payload,
+               EVENTS.c.device_id, EVENTS.c.epoch, EVENTS.c.seq, EVENTS.c.received_at)
+        .where(EVENTS.c.id.in_(list(event_ids)))
+    ).all()
+    if not rows:
+        return {"attributed": 0, "unattributed": 0}
+    index = SessionIndex.load(conn, (r.counter_id for r in rows), min(r.event_time for r in rows),
+                              max(r.event_time for r in rows))
+    attributed, waiting = [], []
+    for row in rows:
+        span = index.at(row.counter_id, row.event_time)
+        if span is None:
+            waiting.append(row)
+            continue
+        attributed.append(row.id)
+        conn.execute(update(EVENTS).where(EVENTS.c.id == row.id).values(
+            official_id=span.official_id, session_id=span.id, status=EventStatus.ACCEPTED))
+    resolve_open(conn, attributed, [Reason.UNATTRIBUTED], by=by, how=why)
+    if waiting:
+        ids = [r.id for r in waiting]
+        conn.execute(update(EVENTS).where(EVENTS.c.id.in_(ids)).values(
+            official_id=None, session_id=None, status=EventStatus.QUARANTINED))
+        upsert_quarantine(conn, [
+            quarantine_row(reason=Reason.UNATTRIBUTED, detail="no official was signed in at the counter then",
+                           topic=f"motcua/v1/dev/{r.device_id}/evt", payload=r.payload, received_at=r.received_at,
+                           device_id=r.device_id, epoch=r.epoch, seq=r.seq, event_id=r.id)
+            for r in waiting
+        ])
+    return {"attributed": len(attributed), "unattributed": len(waiting)}
+
+
+def unattributed_between(conn: Connection, counter_id: int, start: datetime, end: datetime | None) -> list[int]:
+    """Ids of events on `counter_id` waiting for an official, timed within [start, end)."""
+    cond = [EVENTS.c.counter_id == counter_id, EVENTS.c.status == EventStatus.QUARANTINED,
+            EVENTS.c.official_id.is_(None), EVENTS.c.event_time >= start]
+    if end is not None:
+        cond.append(EVENTS.c.event_time < end)
+    q = select(EVENTS.c.id).join(QUARANTINE, and_(QUARANTINE.c.event_id == EVENTS.c.id,
+                                                  QUARANTINE.c.reason == Reason.UNATTRIBUTED.value,
+                                                  QUARANTINE.c.resolved_at.is_(None))).where(*cond)
+    return list(conn.scalars(q))

@@ -1,0 +1,25 @@
+"""Quarantine reason codes (docs/protocol.md §8): stable strings, used in the API and metrics."""
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    OVERSIZED = "oversized"
+    MALFORMED = "malformed"
+    BAD_TOPIC = "bad_topic"
+    UNKNOWN_DEVICE = "unknown_device"
+    REVOKED_DEVICE = "revoked_device"
+    BAD_SIGNATURE = "bad_signature"
+    SCHEMA = "schema"
+    TOPIC_MISMATCH = "topic_mismatch"
+    IMPLAUSIBLE_TIME = "implausible_time"
+    UNTIMED = "untimed"
+    SEQ_CONFLICT = "seq_conflict"
+    REPLAY = "replay"
+    UNATTRIBUTED = "unattributed"
+    INTERNAL_ERROR = "internal_error"
+
+
+# Reasons under which the event itself is stored (and waits for time or an official); the others keep
+# only the raw payload in the quarantine record.
+STORED_AS_EVENT = frozenset({Reason.IMPLAUSIBLE_TIME, Reason.UNTIMED, Reason.UNATTRIBUTED})

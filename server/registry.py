@@ -1,0 +1,168 @@
+"""Creating and revoking the things the pipeline knows: units, counters, officials, devices, clients.
+
+Keyword-only data-layer functions that know nothing about HTTP or the CLI; both call them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from sqlalchemy import ColumnElement, Connection, insert, select, update
+
+from motcua.protocol.topics import is_device_id
+from server.audit import record
+from server.db.models import (
+    COUNTERS,
+    DEVICES,
+    OFFICIALS,
+    TOKENS,
+    UNITS,
+    USERS,
+    DeviceKind,
+    DeviceStatus,
+)
+from server.db.types import utcnow
+
+SCOPES = {
+    "sessions:write": "sign officials in and out of counters (queue system, kiosk gateway)",
+    "read": "read units, counters, officials, events, ratings and quarantine",
+    "admin": "provision and revoke devices, resolve quarantine, manage the registry",
+}
+ROLES = ("admin", "viewer")
+_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
+
+
+class RegistryError(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # "not_found" | "conflict" | "invalid"
+
+
+def _exists(conn: Connection, column: ColumnElement[object], value: object) -> bool:
+    return conn.execute(select(column).where(column == value)).first() is not None
+
+
+def create_unit(conn: Connection, *, code: str, name: str) -> int:
+    if _exists(conn, UNITS.c.code, code):
+        raise RegistryError("conflict", f"unit {code!r} exists")
+    return int(conn.execute(insert(UNITS).values(code=code, name=name, created_at=utcnow())
+                            .returning(UNITS.c.id)).scalar_one())
+
+
+def unit_id(conn: Connection, code: str) -> int:
+    found = conn.execute(select(UNITS.c.id).where(UNITS.c.code == code)).scalar()
+    if found is None:
+        raise RegistryError("not_found", f"no unit {code!r} (list them with `motcua admin unit list`)")
+    return int(found)
+
+
+def create_counter(conn: Connection, *, unit_id: int, code: str, name: str, service_type: str | None = None) -> int:
+    if _exists(conn, COUNTERS.c.code, code):
+        raise RegistryError("conflict", f"counter {code!r} exists")
+    return int(conn.execute(insert(COUNTERS).values(unit_id=unit_id, code=code, name=name, service_type=service_type,
+                                                    created_at=utcnow()).returning(COUNTERS.c.id)).scalar_one())
+
+
+def counter_id(conn: Connection, code: str) -> int:
+    found = conn.execute(select(COUNTERS.c.id).where(COUNTERS.c.code == code)).scalar()
+    if found is None:
+        raise RegistryError("not_found", f"no counter {code!r} (list them with `motcua admin counter list`)")
+    return int(found)
+
+
+def create_official(conn: Connection, *, unit_id: int, code: str, full_name: str, post: str = "",
+                    photo_url: str | None = None, duty_group: str | None = None) -> int:
+    if _exists(conn, OFFICIALS.c.code, code):
+        raise RegistryError("conflict", f"official {code!r} exists")
+    return int(conn.execute(insert(OFFICIALS).values(
+        unit_id=unit_id, code=code, full_name=full_name, post=post, photo_url=photo_url, duty_group=duty_group,
+        active=True, created_at=utcnow()).returning(OFFICIALS.c.id)).scalar_one())
+
+
+@dataclass(frozen=True, slots=True)
+class ProvisionedDevice:
+    id: str
+    secret_hex: str  # shown once, to be copied to the device; stored for signature checks
+    counter_id: int
+    kind: DeviceKind
+
+
+def provision_device(conn: Connection, *, counter_id: int, kind: DeviceKind, actor: str,
+                     device_id: str | None = None) -> ProvisionedDevice:
+    """Register a device at a counter with a fresh 256-bit key."""
+    device_id = device_id or f"{kind.value}-{secrets.token_hex(4)}"
+    if not is_device_id(device_id):
+        raise RegistryError("invalid", f"{device_id!r} is not a valid device id (a-z, 0-9, '-', 3-40 chars)")
+    if _exists(conn, DEVICES.c.id, device_id):
+        raise RegistryError("conflict", f"device {device_id!r} exists; revoke it or choose another id")
+    if not _exists(conn, COUNTERS.c.id, counter_id):
+        raise RegistryError("not_found", f"no counter with id {counter_id}")
+    secret = secrets.token_hex(32)
+    conn.execute(insert(DEVICES).values(id=device_id, counter_id=counter_id, kind=kind, secret_hex=secret,
+                                        status=DeviceStatus.ACTIVE, created_at=utcnow(), config_rev=1,
+                                        config_published_rev=0, online=False, duplicates=0))
+    record(conn, actor=actor, action="device.provision", target_type="device", target_id=device_id,
+           detail={"counter_id": counter_id, "kind": kind.value})
+    return ProvisionedDevice(device_id, secret, counter_id, kind)
+
+
+def revoke_device(conn: Connection, *, device_id: str, reason: str, actor: str) -> None:
+    """Refuse the device's events from now on (quarantined as revoked_device) and clear its config."""
+    done = conn.execute(update(DEVICES).where(DEVICES.c.id == device_id, DEVICES.c.status == DeviceStatus.ACTIVE)
+                        .values(status=DeviceStatus.REVOKED, revoked_at=utcnow(), revoked_reason=reason,
+                                config_rev=DEVICES.c.config_rev + 1))
+    if done.rowcount == 0:
+        if not _exists(conn, DEVICES.c.id, device_id):
+            raise RegistryError("not_found", f"no device {device_id!r}")
+        raise RegistryError("conflict", f"device {device_id!r} is already revoked")
+    record(conn, actor=actor, action="device.revoke", target_type="device", target_id=device_id,
+           detail={"reason": reason})
+
+
+def token_digest(token: str) -> str:
+    # Tokens are 256-bit random strings: a plain SHA-256 is enough, unlike passwords.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_api_token(conn: Connection, *, name: str, scopes: list[str], actor: str) -> str:
+    """A new bearer token with `scopes`; the token itself is returned once and never stored."""
+    unknown = set(scopes) - set(SCOPES)
+    if unknown or not scopes:
+        raise RegistryError("invalid", f"unknown scope(s) {sorted(unknown)}; choose from {sorted(SCOPES)}")
+    token = "mc_" + secrets.token_urlsafe(32)
+    new_id = conn.execute(insert(TOKENS).values(name=name, token_sha256=token_digest(token), scopes=" ".join(scopes),
+                                                created_at=utcnow()).returning(TOKENS.c.id)).scalar_one()
+    record(conn, actor=actor, action="token.create", target_type="api_token", target_id=new_id,
+           detail={"name": name, "scopes": scopes})
+    return token
+
+
+def create_user(conn: Connection, *, username: str, password: str, role: str, actor: str) -> int:
+    if role not in ROLES:
+        raise RegistryError("invalid", f"unknown role {role!r}; choose from {list(ROLES)}")
+    if len(password) < 12:
+        raise RegistryError("invalid", "passwords need at least 12 characters")
+    if _exists(conn, USERS.c.username, username):
+        raise RegistryError("conflict", f"user {username!r} exists")
+    new_id = int(conn.execute(insert(USERS).values(username=username, password_hash=_hasher.hash(password),
+                                                   role=role, disabled=False, created_at=utcnow())
+                              .returning(USERS.c.id)).scalar_one())
+    record(conn, actor=actor, action="user.create", target_type="user", target_id=new_id, detail={"role": role})
+    return new_id
+
+
+def check_password(conn: Connection, *, username: str, password: str) -> tuple[int, str] | None:
+    """(user id, role) when the password is right and the user enabled; None otherwise."""
+    row = conn.execute(select(USERS.c.id, USERS.c.password_hash, USERS.c.role, USERS.c.disabled)
+                       .where(USERS.c.username == username)).first()
+    if row is None:
+        _hasher.hash(password)  # same cost either way: do not reveal which usernames exist by timing
+        return None
+    try:
+        _hasher.verify(row.password_hash, password)
+    except Exception:
+        return None
+    return None if row.disabled else (row.id, row.role)

@@ -1,0 +1,135 @@
+"""Officials signing in and out of counters: the facts attribution rests on.
+
+A sign-in or sign-out may be reported late (the queue system batches, a kiosk was offline): `at` may
+lie in the past, as long as history stays consistent (sessions on one counter never overlap). Events
+in the affected window are attributed again, and the counter's devices get a new retained config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, and_, insert, or_, select, update
+
+from server.audit import record
+from server.db.models import COUNTERS, DEVICES, EVENTS, OFFICIALS, SESSIONS, TimeSource
+from server.ingest.attribution import settle
+
+MAX_FUTURE = timedelta(minutes=1)  # clocks of queue systems differ a little; the future is refused
+
+
+class SessionError(Exception):
+    """A sign-in/out that cannot be applied; `kind` maps to an HTTP status in the API."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # "not_found" | "conflict" | "invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    id: int
+    counter_id: int
+    official_id: int
+    started_at: datetime
+    ended_at: datetime | None
+
+
+def _open_on_counter(conn: Connection, counter_id: int) -> SessionView | None:
+    row = conn.execute(select(SESSIONS.c.id, SESSIONS.c.counter_id, SESSIONS.c.official_id, SESSIONS.c.started_at,
+                              SESSIONS.c.ended_at)
+                       .where(SESSIONS.c.counter_id == counter_id, SESSIONS.c.ended_at.is_(None))).first()
+    return SessionView(*row) if row else None
+
+
+def _open_of_official(conn: Connection, official_id: int) -> SessionView | None:
+    row = conn.execute(select(SESSIONS.c.id, SESSIONS.c.counter_id, SESSIONS.c.official_id, SESSIONS.c.started_at,
+                              SESSIONS.c.ended_at)
+                       .where(SESSIONS.c.official_id == official_id, SESSIONS.c.ended_at.is_(None))).first()
+    return SessionView(*row) if row else None
+
+
+def _check_time(at: datetime, now: datetime) -> None:
+    if at > now + MAX_FUTURE:
+        raise SessionError("invalid", f"{at.isoformat()} is in the future; send the time the change happened")
+
+
+def _close(conn: Connection, s: SessionView, at: datetime, actor: str) -> None:
+    if at <= s.started_at:
+        raise SessionError("conflict", f"session {s.id} started at {s.started_at.isoformat()}, after "
+                                       f"{at.isoformat()}: report changes in the order they happened")
+    conn.execute(update(SESSIONS).where(SESSIONS.c.id == s.id).values(ended_at=at, closed_by=actor))
+    record(conn, actor=actor, action="session.close", target_type="session", target_id=s.id,
+           detail={"counter_id": s.counter_id, "official_id": s.official_id, "ended_at": at.isoformat()})
+
+
+def _history_after(conn: Connection, counter_id: int, at: datetime) -> bool:
+    """True when a closed session on the counter ends after `at` (a new one there would overlap it)."""
+    return conn.execute(select(SESSIONS.c.id).where(
+        SESSIONS.c.counter_id == counter_id, SESSIONS.c.ended_at.is_not(None), SESSIONS.c.ended_at > at)
+    ).first() is not None
+
+
+def _touch_counter(conn: Connection, counter_id: int, since: datetime, actor: str, why: str) -> None:
+    """New config for the counter's devices; attribute the counter's timed events since `since` again."""
+    conn.execute(update(DEVICES).where(DEVICES.c.counter_id == counter_id)
+                 .values(config_rev=DEVICES.c.config_rev + 1))
+    ids = list(conn.scalars(select(EVENTS.c.id).where(
+        EVENTS.c.counter_id == counter_id, EVENTS.c.event_time >= since,
+        EVENTS.c.time_source.in_([TimeSource.ANCHOR, TimeSource.DEVICE, TimeSource.MANUAL]))))
+    if ids:
+        outcome = settle(conn, ids, by=actor, why=why)
+        record(conn, actor=actor, action="events.reattribute", target_type="counter", target_id=counter_id,
+               detail={"since": since.isoformat(), "reason": why, **outcome})
+
+
+def sign_in(conn: Connection, *, counter_id: int, official_id: int, at: datetime, now: datetime,
+            actor: str) -> SessionView:
+    """Open a session for `official_id` at `counter_id` from `at`; idempotent for the same pair."""
+    _check_time(at, now)
+    counter = conn.execute(select(COUNTERS.c.id, COUNTERS.c.unit_id).where(COUNTERS.c.id == counter_id)).first()
+    official = conn.execute(select(OFFICIALS.c.id, OFFICIALS.c.unit_id, OFFICIALS.c.active)
+                            .where(OFFICIALS.c.id == official_id)).first()
+    if counter is None or official is None:
+        raise SessionError("not_found", "no such counter" if counter is None else "no such official")
+    if not official.active:
+        raise SessionError("invalid", "the official is not active")
+    current = _open_on_counter(conn, counter_id)
+    if current is not None and current.official_id == official_id:
+        return current
+    if current is not None:
+        _close(conn, current, at, actor)
+    elsewhere = _open_of_official(conn, official_id)
+    if elsewhere is not None:
+        _close(conn, elsewhere, at, actor)
+        _touch_counter(conn, elsewhere.counter_id, at, actor, "official moved to another counter")
+    if _history_after(conn, counter_id, at):
+        raise SessionError("conflict", f"counter {counter_id} has a recorded session ending after {at.isoformat()}")
+    new_id = conn.execute(insert(SESSIONS).values(counter_id=counter_id, official_id=official_id, started_at=at,
+                                                  opened_by=actor).returning(SESSIONS.c.id)).scalar_one()
+    record(conn, actor=actor, action="session.open", target_type="session", target_id=new_id,
+           detail={"counter_id": counter_id, "official_id": official_id, "started_at": at.isoformat()})
+    _touch_counter(conn, counter_id, at, actor, "official signed in")
+    return SessionView(new_id, counter_id, official_id, at, None)
+
+
+def sign_out(conn: Connection, *, counter_id: int, at: datetime, now: datetime, actor: str) -> SessionView:
+    """Close the open session at `counter_id` at `at`."""
+    _check_time(at, now)
+    current = _open_on_counter(conn, counter_id)
+    if current is None:
+        raise SessionError("not_found", f"nobody is signed in at counter {counter_id}")
+    _close(conn, current, at, actor)
+    _touch_counter(conn, counter_id, at, actor, "official signed out")
+    return SessionView(current.id, current.counter_id, current.official_id, current.started_at, at)
+
+
+def sessions_overlapping(conn: Connection, counter_id: int, start: datetime, end: datetime) -> list[SessionView]:
+    """Sessions at `counter_id` that overlap [start, end)."""
+    rows = conn.execute(select(SESSIONS.c.id, SESSIONS.c.counter_id, SESSIONS.c.official_id, SESSIONS.c.started_at,
+                               SESSIONS.c.ended_at)
+                        .where(SESSIONS.c.counter_id == counter_id, SESSIONS.c.started_at < end,
+                               or_(SESSIONS.c.ended_at.is_(None), and_(SESSIONS.c.ended_at > start)))
+                        .order_by(SESSIONS.c.started_at))
+    return [SessionView(*r) for r in rows]

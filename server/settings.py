@@ -1,0 +1,173 @@
+"""Typed settings: environment (MOTCUA_*, nested with __) over an optional TOML file over defaults.
+
+Validated at start-up; an invalid or unsafe configuration stops the program with a message saying
+what to set. Secrets have no defaults outside demo mode.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+CONFIG_ENV = "MOTCUA_CONFIG"
+DEMO_SECRET_KEY = "demo-only-secret-key-never-use-in-production-0000"  # noqa: S105 - refused outside demo
+_STRICT_SECTION = ConfigDict(extra="forbid")
+
+
+class MqttSettings(BaseModel):
+    model_config = _STRICT_SECTION
+    url: str = Field("mqtt://127.0.0.1:1883", description="Broker URL: mqtt://host:port or mqtts://host:port")
+    username: str | None = Field(None, description="MQTT user of the server (ACL: read all evt/hb/status)")
+    password: SecretStr | None = Field(None, description="MQTT password of the server")
+    client_id: str = Field("motcua-ingest", description="Client id; must be unique per ingest process")
+    protocol: Literal[5, 311] = Field(5, description="5 enables shared subscriptions and manual PUBACKs at scale")
+    shared_group: str | None = Field(
+        None, description="Shared-subscription group ($share/<group>/...) to spread load over N ingest processes"
+    )
+    keepalive_s: int = Field(30, ge=5, le=600, description="MQTT keepalive in seconds")
+    receive_maximum: int = Field(
+        4000, ge=20, le=65535, description="Unacked QoS1 messages the broker may push (MQTT 5 Receive Maximum)"
+    )
+    ca_file: Path | None = Field(None, description="CA bundle for mqtts:// (system store when unset)")
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in {"mqtt", "mqtts"} or not parts.hostname:
+            raise ValueError("use mqtt://host:port or mqtts://host:port")
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+    @property
+    def tls(self) -> bool:
+        return urlsplit(self.url).scheme == "mqtts"
+
+
+class IngestSettings(BaseModel):
+    model_config = _STRICT_SECTION
+    batch_max: int = Field(500, ge=1, le=10000, description="Most messages committed in one transaction")
+    batch_wait_ms: int = Field(
+        25, ge=0, le=2000, description="How long a batch waits to fill: throughput against ack latency"
+    )
+    max_payload_bytes: int = Field(4096, ge=512, le=262144, description="Larger payloads are quarantined")
+    misuse_window_ms: int = Field(3000, ge=0, description="Presses this soon after another one are misuse")
+    max_future_skew_ms: int = Field(120_000, ge=0, description="Device time this far ahead is implausible")
+    max_event_age_days: int = Field(35, ge=1, description="Device time older than this is implausible")
+    anchor_refresh_ms: int = Field(
+        600_000, ge=10_000, description="Uptime after which a clock anchor is replaced, so drift cannot build up"
+    )
+    publish_config: bool = Field(True, description="Publish retained device configs from this process")
+
+
+class DeviceDefaults(BaseModel):
+    model_config = _STRICT_SECTION
+    thanks_ms: int = Field(3000, ge=0, le=60000, description="Thank-you state after a press, in ms")
+    heartbeat_s: int = Field(60, ge=5, le=3600, description="Heartbeat period asked of devices")
+    scale_labels: list[str] = Field(
+        ["Rất không hài lòng", "Không hài lòng", "Hài lòng", "Rất hài lòng"],
+        min_length=2,
+        max_length=10,
+        description="Rating labels, worst first; the count is the number of buttons",
+    )
+
+
+class ApiSettings(BaseModel):
+    model_config = _STRICT_SECTION
+    host: str = Field("127.0.0.1", description="Address the HTTP API binds to")
+    port: int = Field(8000, ge=0, le=65535, description="HTTP port (0 = any free port)")
+    public_url: str | None = Field(None, description="URL people use to reach the API, shown in messages")
+
+
+class Settings(BaseSettings):
+    """Everything the server reads at start-up. See docs/configuration.md."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MOTCUA_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    mode: Literal["production", "demo"] = Field("production", description="demo relaxes secret checks only")
+    database_url: str = Field(
+        "sqlite:///data/motcua.sqlite3", description="SQLAlchemy URL; postgresql+psycopg://... in production"
+    )
+    secret_key: SecretStr | None = Field(None, description="Signs session cookies; ≥ 32 random characters")
+    timezone: str = Field("Asia/Ho_Chi_Minh", description="Local time of the offices (service days, months)")
+    data_dir: Path = Field(Path("data"), description="Where SQLite, clips and other local state live")
+    mqtt: MqttSettings = Field(default_factory=lambda: MqttSettings())
+    ingest: IngestSettings = Field(default_factory=lambda: IngestSettings())
+    devices: DeviceDefaults = Field(default_factory=lambda: DeviceDefaults())
+    api: ApiSettings = Field(default_factory=lambda: ApiSettings())
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_ENV)
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"{CONFIG_ENV}={config_file}: no such file")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @field_validator("timezone")
+    @classmethod
+    def _real_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Ho_Chi_Minh)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _no_default_secrets(self) -> Settings:
+        if self.mode == "demo":
+            if self.secret_key is None:
+                self.secret_key = SecretStr(DEMO_SECRET_KEY)
+            return self
+        key = self.secret_key.get_secret_value() if self.secret_key else ""
+        if len(key) < 32 or key == DEMO_SECRET_KEY:
+            raise ValueError(
+                "secret_key: set MOTCUA_SECRET_KEY to at least 32 random characters, e.g. the output of "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(32))'` (only demo mode has a default)"
+            )
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from MOTCUA_* variables, then `config_file` (or $MOTCUA_CONFIG), then defaults."""
+    if config_file is not None:
+        os.environ[CONFIG_ENV] = str(config_file)
+    return Settings(**overrides)

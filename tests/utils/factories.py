@@ -1,0 +1,78 @@
+"""Test data: a small office with counters, officials and provisioned devices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import Engine
+
+from motcua.protocol import codec
+from server import registry, sessions
+from server.db.models import DeviceKind
+
+
+@dataclass
+class SignedDevice:
+    """A provisioned device and the encoder state a real one would keep (epoch, next sequence)."""
+
+    id: str
+    secret: bytes
+    counter_id: int
+    epoch: int = 1
+    seq: int = 0
+
+    def rating(self, value: int, *, up: int, ts: int | None = None, levels: int = 4, txn: str | None = None,
+               seq: int | None = None, epoch: int | None = None) -> bytes:
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        return codec.encode_event(self.secret, dev=self.id, ep=epoch or self.epoch, seq=seq, up=up, ts=ts,
+                                  typ="rating", body=codec.rating_body(value, levels, txn=txn))
+
+    def incident(self, kind: str = "complaint", *, up: int, ts: int | None = None) -> bytes:
+        self.seq += 1
+        return codec.encode_event(self.secret, dev=self.id, ep=self.epoch, seq=self.seq, up=up, ts=ts,
+                                  typ="incident", body=codec.incident_body(kind))
+
+    def heartbeat(self, *, up: int, ts: int | None = None, epoch: int | None = None) -> bytes:
+        return codec.encode_heartbeat(self.secret, dev=self.id, ep=epoch or self.epoch, seq=self.seq, up=up, ts=ts,
+                                      fw="test-1", outbox=0, mem=100_000)
+
+    def topic(self, kind: str = "evt") -> str:
+        return f"motcua/v1/dev/{self.id}/{kind}"
+
+
+@dataclass
+class Office:
+    unit_id: int
+    counters: list[int] = field(default_factory=list)
+    officials: list[int] = field(default_factory=list)
+    devices: list[SignedDevice] = field(default_factory=list)
+
+
+def make_office(engine: Engine, *, counters: int = 2, officials: int = 3, code: str = "PX") -> Office:
+    """A unit with `counters` counters (one device each) and `officials` officials."""
+    with engine.begin() as conn:
+        office = Office(registry.create_unit(conn, code=code, name=f"UBND phường {code}"))
+        for n in range(1, counters + 1):
+            cid = registry.create_counter(conn, unit_id=office.unit_id, code=f"{code}-Q{n}", name=f"Quầy {n}")
+            office.counters.append(cid)
+            dev = registry.provision_device(conn, counter_id=cid, kind=DeviceKind.SIMULATED, actor="test",
+                                            device_id=f"{code.lower()}-dev-{n}")
+            office.devices.append(SignedDevice(dev.id, bytes.fromhex(dev.secret_hex), cid))
+        for n in range(1, officials + 1):
+            office.officials.append(registry.create_official(
+                conn, unit_id=office.unit_id, code=f"{code}-CB{n:03d}", full_name=f"Cán bộ {n}", post="Chuyên viên"))
+    return office
+
+
+def sign_in(engine: Engine, counter_id: int, official_id: int, at: datetime, now: datetime | None = None) -> int:
+    with engine.begin() as conn:
+        return sessions.sign_in(conn, counter_id=counter_id, official_id=official_id, at=at, now=now or at,
+                                actor="test").id
+
+
+def sign_out(engine: Engine, counter_id: int, at: datetime, now: datetime | None = None) -> None:
+    with engine.begin() as conn:
+        sessions.sign_out(conn, counter_id=counter_id, at=at, now=now or at, actor="test")
