@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -16,6 +17,7 @@ class Incoming:
     mid: int = 0
     qos: int = 0
     arrived_monotonic: float = field(default=0.0, compare=False)  # for ack-latency metrics
+    token: Any = field(default=None, compare=False)  # the adapter's handle for the PUBACK
 
 
 class Fate(StrEnum):
