@@ -55,7 +55,7 @@ def create_unit(conn: Connection, *, code: str, name: str) -> int:
 def unit_id(conn: Connection, code: str) -> int:
     found = conn.execute(select(UNITS.c.id).where(UNITS.c.code == code)).scalar()
     if found is None:
-        raise RegistryError("not_found", f"no unit {code!r} (list them with `motcua admin unit list`)")
+        raise RegistryError("not_found", f"no unit {code!r} (see `motcua admin list`)")
     return int(found)
 
 
@@ -69,7 +69,7 @@ def create_counter(conn: Connection, *, unit_id: int, code: str, name: str, serv
 def counter_id(conn: Connection, code: str) -> int:
     found = conn.execute(select(COUNTERS.c.id).where(COUNTERS.c.code == code)).scalar()
     if found is None:
-        raise RegistryError("not_found", f"no counter {code!r} (list them with `motcua admin counter list`)")
+        raise RegistryError("not_found", f"no counter {code!r} (see `motcua admin list`)")
     return int(found)
 
 
