@@ -49,6 +49,7 @@ class DeviceLink:
         self._stop = threading.Event()
         self._next_heartbeat = 0.0
         self._thread: threading.Thread | None = None
+        self._mine = {topic(device_id, TopicKind.ACK), topic(device_id, TopicKind.CONFIG)}
         self._client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device_id, clean_session=True)
         if username:
             self._client.username_pw_set(username, password)
@@ -145,6 +146,8 @@ class DeviceLink:
         self.connected.clear()
 
     def _handle_message(self, _c: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic not in self._mine:
+            return  # some brokers (amqtt) deliver retained messages of other topics; never act on them
         try:
             if msg.topic.endswith("/cfg") and not msg.payload:
                 self._apply_config(None)

@@ -69,7 +69,7 @@ def engine_for(settings: Settings, *, check_schema: bool = True) -> Engine:
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    for noisy in ("amqtt", "transitions", "uvicorn.access", "httpx"):
+    for noisy in ("amqtt", "transitions", "uvicorn.access", "httpx", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -101,12 +101,15 @@ def demo(
 ) -> None:
     """Run everything on one machine: broker, SQLite, ingest, web server and a simulated office."""
     setup_logging(verbose)
-    from server.demo import run_demo
+    from motcua.demo import run_demo
+    from server.runtime import PortTaken
 
-    summary = run_demo(broker=broker, port=port, data_dir=data_dir, exit_after=exit_after, counters=counters,
-                       rate=rate)
-    if summary is not None:
-        typer.echo(json.dumps(summary, ensure_ascii=False, sort_keys=True))
+    try:
+        summary = run_demo(broker=broker, port=port, data_dir=data_dir, exit_after=exit_after, counters=counters,
+                           rate=rate)
+    except PortTaken as exc:
+        raise fail(str(exc)) from None
+    typer.echo(json.dumps(summary, ensure_ascii=False, sort_keys=True))
 
 
 @app.command()
@@ -117,9 +120,12 @@ def server(
     """Run the HTTP API and web console (and, by default, ingest)."""
     setup_logging(verbose)
     settings = load()
-    from server.app_runtime import run_server
+    from server.runtime import PortTaken, run_server
 
-    run_server(settings, engine_for(settings), with_ingest=ingest)
+    try:
+        run_server(settings, engine_for(settings), with_ingest=ingest)
+    except PortTaken as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command()

@@ -39,7 +39,8 @@ class IngestService:
         self.settings = settings
         self.engine = engine
         self.clock = clock
-        self.metrics = IngestMetrics(registry or CollectorRegistry())
+        self.metrics_registry = registry or CollectorRegistry()
+        self.metrics = IngestMetrics(self.metrics_registry)
         self.bus = bus or MqttBus(settings.mqtt)
         self.queue: queue.Queue[Incoming] = queue.Queue(maxsize=settings.mqtt.receive_maximum + QUEUE_SLACK)
         self._stop = threading.Event()

@@ -1,0 +1,57 @@
+"""Officials sign in and out of counters (the queue system, an admin, later the kiosk)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, status
+from sqlalchemy import Connection, select
+
+from server import sessions
+from server.api.auth import Principal, require
+from server.api.errors import ApiError
+from server.api.schemas import SessionOut, SignInRequest, SignOutRequest
+from server.db.models import COUNTERS, OFFICIALS, SESSIONS
+from server.db.types import utcnow
+from server.registry import counter_id
+
+router = APIRouter(prefix="/api/v1/counters", tags=["sessions"])
+
+
+def _out(conn: Connection, view: sessions.SessionView) -> SessionOut:
+    row = conn.execute(select(COUNTERS.c.code, OFFICIALS.c.code.label("official"))
+                       .select_from(SESSIONS).join(COUNTERS, COUNTERS.c.id == SESSIONS.c.counter_id)
+                       .join(OFFICIALS, OFFICIALS.c.id == SESSIONS.c.official_id).where(SESSIONS.c.id == view.id)).one()
+    return SessionOut(id=view.id, counter=row.code, official=row.official, started_at=view.started_at,
+                      ended_at=view.ended_at)
+
+
+def _wake_configs(request: Request) -> None:
+    ingest = request.app.state.ingest
+    if ingest is not None and ingest.configs is not None:
+        ingest.configs.wake()  # the counter's display should change now, not at the next poll
+
+
+@router.post("/{code}/sign-in", status_code=status.HTTP_201_CREATED, response_model=SessionOut,
+             summary="An official starts serving at this counter")
+def sign_in(code: str, req: SignInRequest, request: Request,
+            who: Principal = Depends(require("sessions:write"))) -> SessionOut:  # noqa: B008
+    now = utcnow()
+    with request.app.state.engine.begin() as conn:
+        official = conn.execute(select(OFFICIALS.c.id).where(OFFICIALS.c.code == req.official)).scalar()
+        if official is None:
+            raise ApiError(404, "not_found", f"no official {req.official!r}")
+        view = sessions.sign_in(conn, counter_id=counter_id(conn, code), official_id=official, at=req.at or now,
+                                now=now, actor=who.name)
+        out = _out(conn, view)
+    _wake_configs(request)
+    return out
+
+
+@router.post("/{code}/sign-out", response_model=SessionOut, summary="The official at this counter stops serving")
+def sign_out(code: str, req: SignOutRequest, request: Request,
+             who: Principal = Depends(require("sessions:write"))) -> SessionOut:  # noqa: B008
+    now = utcnow()
+    with request.app.state.engine.begin() as conn:
+        view = sessions.sign_out(conn, counter_id=counter_id(conn, code), at=req.at or now, now=now, actor=who.name)
+        out = _out(conn, view)
+    _wake_configs(request)
+    return out
