@@ -19,8 +19,14 @@ from server.db.models import TOKENS, USERS
 from server.db.types import utcnow
 from server.registry import token_digest
 
-ROLE_SCOPES = {"admin": frozenset({"read", "admin", "sessions:write"}), "viewer": frozenset({"read"})}
+IMPLIED = {"admin": {"read", "sessions:write"}}  # holding a scope grants these too
+ROLE_SCOPES = {"admin": frozenset({"admin"}), "viewer": frozenset({"read"})}
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def expand(scopes: set[str] | frozenset[str]) -> frozenset[str]:
+    """Scopes with the ones they imply."""
+    return frozenset(scopes).union(*(IMPLIED.get(s, set()) for s in scopes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,7 @@ def _from_token(request: Request, header: str) -> Principal:
             raise ApiError(401, "unauthenticated", "unknown or revoked token; ask an admin for a new one "
                                                    "(`motcua admin token-create`)")
         conn.execute(update(TOKENS).where(TOKENS.c.id == row.id).values(last_used_at=utcnow()))
-    return Principal(f"token:{row.name}", frozenset(row.scopes.split()), via_cookie=False)
+    return Principal(f"token:{row.name}", expand(set(row.scopes.split())), via_cookie=False)
 
 
 def _from_session(request: Request) -> Principal | None:
@@ -69,7 +75,7 @@ def _from_session(request: Request) -> Principal | None:
     if row is None or row.disabled:
         request.session.clear()
         return None
-    return Principal(f"user:{row.username}", ROLE_SCOPES.get(row.role, frozenset()), via_cookie=True)
+    return Principal(f"user:{row.username}", expand(ROLE_SCOPES.get(row.role, frozenset())), via_cookie=True)
 
 
 def current_principal(request: Request) -> Principal | None:
