@@ -62,6 +62,7 @@ class MqttBus:
         self.generation = 0
         self._routes: list[tuple[str, str, int, Handler]] = []  # (filter, subscribe-as, qos, handler)
         self._on_connect_hooks: list[Callable[[], None]] = []
+        self._awaiting_subacks: set[int] = set()
         self._client = self._make_client()
 
     # --- configuration -----------------------------------------------------------------------
@@ -93,6 +94,7 @@ class MqttBus:
         client.max_inflight_messages_set(1000)  # our own publishes (acks, configs) in flight at once
         client.max_queued_messages_set(0)
         client.on_connect = self._handle_connect
+        client.on_subscribe = self._handle_subscribe
         client.on_disconnect = self._handle_disconnect
         client.on_message = self._handle_message
         return client
@@ -111,7 +113,7 @@ class MqttBus:
         self._client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
-        """True once connected; raises BrokerRefused if the broker refused our credentials."""
+        """True once connected *and* subscribed; raises BrokerRefused if the broker refused us."""
         ok = self.connected.wait(timeout)
         if self.fatal:
             raise self.fatal
@@ -155,11 +157,26 @@ class MqttBus:
                 log.warning("broker refused the connection (%s); retrying", reason)
             return
         self.generation += 1
-        for _filter, subscribe_as, qos, _handler in self._routes:
-            client.subscribe(subscribe_as, qos=qos)
+        # Ready means subscribed: a message published before the SUBACK would not reach us.
+        mids = (client.subscribe(sub, qos=qos)[1] for _f, sub, qos, _h in self._routes)
+        self._awaiting_subacks = {mid for mid in mids if mid is not None}
         if self.announce:
             client.publish(SERVER_STATUS_TOPIC, encode_status(online=True), qos=1, retain=True)
         log.info("connected to %s:%s as %s", self.settings.host, self.settings.port, self.client_id)
+        if not self._awaiting_subacks:
+            self._ready()
+
+    def _handle_subscribe(self, _client: mqtt.Client, _ud: Any, mid: int, reasons: list[ReasonCode],
+                          _props: Any) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.error("the broker refused a subscription (%s): check the ACL of MQTT user %r",
+                      ", ".join(refused), self.settings.username)
+        self._awaiting_subacks.discard(mid)
+        if not self._awaiting_subacks:
+            self._ready()
+
+    def _ready(self) -> None:
         self.connected.set()
         for hook in self._on_connect_hooks:
             threading.Thread(target=self._run_hook, args=(hook,), daemon=True, name="mqtt-on-connect").start()

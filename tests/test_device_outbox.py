@@ -51,8 +51,8 @@ def test_overflow_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
 def test_an_event_survives_a_kill_right_after_add(tmp_path: Path) -> None:
     """SIGKILL the writing process right after add() returns: the event is there after 'reboot'."""
     path = tmp_path / "o.sqlite3"
-    script = ("import os, signal; from device.outbox import Outbox; b = Outbox(%r); b.begin_boot(); "
-              "b.add(lambda ep, seq: b'press', 1); os.kill(os.getpid(), signal.SIGKILL)") % str(path)
+    script = (f"import os, signal; from device.outbox import Outbox; b = Outbox({str(path)!r}); b.begin_boot(); "
+              "b.add(lambda ep, seq: b'press', 1); os.kill(os.getpid(), signal.SIGKILL)")
     subprocess.run([sys.executable, "-c", script], check=False)
     box = Outbox(path)
     assert box.depth() == 1 and box.epoch == 1 and box.begin_boot() == 2

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
 
+from server.db import scratch
 from server.db.engine import make_engine, upgrade
 from server.db.models import Base
 
@@ -20,29 +17,12 @@ TABLES = [t.name for t in reversed(Base.metadata.sorted_tables)]
 
 def pg_reachable() -> str | None:
     """None when PostgreSQL answers at PG_ADMIN_URL, else why not."""
-    try:
-        eng = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
-        with eng.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        eng.dispose()
-        return None
-    except Exception as exc:
-        return f"PostgreSQL at {PG_ADMIN_URL} is not reachable ({type(exc).__name__}); set MOTCUA_TEST_PG_URL"
+    why = scratch.reachable(PG_ADMIN_URL)
+    return f"{why}; set MOTCUA_TEST_PG_URL" if why else None
 
 
-@contextmanager
-def private_pg_database() -> Iterator[str]:
-    """Create an empty database for this run, yield its URL, drop it afterwards."""
-    name = f"motcua_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+def private_pg_database():  # type: ignore[no-untyped-def]
+    return scratch.scratch_database(PG_ADMIN_URL, prefix="motcua_test")
 
 
 def migrated_sqlite(directory: Path) -> str:

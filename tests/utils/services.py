@@ -1,4 +1,4 @@
-"""Real services for tests: a private Mosquitto per test session, the machine's PostgreSQL.
+"""Real services for tests: a private Mosquitto per test, the machine's PostgreSQL.
 
 On a machine without them tests skip with the reason; with MOTCUA_TEST_REQUIRE_SERVICES=1 (set by
 .ci/run) a missing service fails the test instead, so CI always exercises the real ones.
@@ -7,15 +7,15 @@ On a machine without them tests skip with the reason; with MOTCUA_TEST_REQUIRE_S
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
+from motcua.localbroker import Mosquitto as _Mosquitto
+from motcua.localbroker import MosquittoMissing, free_port, wait_for_port
+
 REQUIRE_ENV = "MOTCUA_TEST_REQUIRE_SERVICES"
+__all__ = ["REQUIRE_ENV", "Mosquitto", "free_port", "unavailable", "wait_for_port"]
 
 
 def unavailable(what: str) -> None:
@@ -25,71 +25,15 @@ def unavailable(what: str) -> None:
     pytest.skip(what)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+class Mosquitto(_Mosquitto):
+    """The private broker, skipping (or failing under CI) when mosquitto is not installed."""
 
-
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
-
-
-class Mosquitto:
-    """A private Mosquitto on a free port; kill() and start() again on the same port simulate an outage."""
-
-    def __init__(self, workdir: Path, *, max_queued: int = 1000, persistence: bool = False) -> None:
-        self.binary = shutil.which("mosquitto") or (
-            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-        )
-        self.port = free_port()
-        self.workdir = workdir
-        self.conf = workdir / "mosquitto.conf"
-        lines = [
-            f"listener {self.port} 127.0.0.1",
-            "allow_anonymous true",
-            f"max_queued_messages {max_queued}",
-            f"persistence {'true' if persistence else 'false'}",
-            f"persistence_location {workdir}/",
-            f"log_dest file {workdir}/mosquitto.log",
-            "log_type error",
-            "log_type warning",
-        ]
-        self.conf.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+    def __init__(self, workdir: Path, **kwargs: object) -> None:
+        super().__init__(workdir, **kwargs)  # type: ignore[arg-type]
 
     def start(self) -> Mosquitto:
-        if self.binary is None:
-            unavailable("the mosquitto binary is not installed (apt-get install mosquitto)")
-        assert self.binary is not None
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-        wait_for_port(self.port)
+        try:
+            super().start()
+        except MosquittoMissing as exc:
+            unavailable(str(exc))
         return self
-
-    def kill(self) -> None:
-        """SIGKILL the broker: connections drop without DISCONNECT, in-flight messages are lost."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-    def restart(self) -> None:
-        self.kill()
-        self.start()
-
-    def log(self) -> str:
-        path = self.workdir / "mosquitto.log"
-        return path.read_text(errors="replace") if path.exists() else ""
