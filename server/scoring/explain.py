@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from server.scoring.numbers import apportion
+from server.scoring.numbers import apportion, to_decimal
 from server.scoring.results import Line
 
 
@@ -23,9 +23,26 @@ class Draft:
 
 
 def settle(drafts: Sequence[Draft], decimals: int) -> tuple[Line, ...]:
-    """Round the drafts into lines that sum to the floor of their exact sum (numbers.apportion)."""
-    points = apportion([d.exact for d in drafts], decimals)
-    return tuple(Line(d.part, d.rule, d.subject, d.text, p) for d, p in zip(drafts, points, strict=True))
+    """Round the drafts into lines that sum to the floor of their exact sum.
+
+    Two levels of largest-remainder apportionment: first the parts (each criterion, tasks,
+    adjustments, limits), so that every published part is the floor or the ceiling of its exact
+    points (a criterion at exactly 0 shows 0.00, never −0.01), then the lines within each part.
+    """
+    parts: dict[str, list[int]] = {}
+    for i, d in enumerate(drafts):
+        parts.setdefault(d.part, []).append(i)
+    exact_parts = [sum((drafts[i].exact for i in members), Fraction(0)) for members in parts.values()]
+    units = [0] * len(drafts)
+    for members, target in zip(parts.values(), apportion(exact_parts, decimals), strict=True):
+        for i, u in zip(
+            members, apportion([drafts[i].exact for i in members], decimals, target), strict=True
+        ):
+            units[i] = u
+    return tuple(
+        Line(d.part, d.rule, d.subject, d.text, to_decimal(u, decimals))
+        for d, u in zip(drafts, units, strict=True)
+    )
 
 
 def note(part: str, rule: str, subject: str, text: str, decimals: int) -> Line:

@@ -26,26 +26,31 @@ def exact(value: Number) -> Fraction:
     return Fraction(value)
 
 
-def floor_decimal(value: Fraction, decimals: int) -> Decimal:
-    """Round down to `decimals` places, as a Decimal with exactly that many places."""
-    return Decimal(math.floor(value * 10**decimals)).scaleb(-decimals)
+def apportion(values: Sequence[Fraction], decimals: int, target: int | None = None) -> list[int]:
+    """Round values to units of 10^-decimals that sum to `target` units (default: the floor of the sum).
 
-
-def apportion(values: Sequence[Fraction], decimals: int) -> list[Decimal]:
-    """Round each value to `decimals` places so that they sum to the floor of their exact sum."""
+    A target must lie between the sum of the floors and the ceiling of the exact sum.
+    """
     scale = 10**decimals
     # Integer arithmetic over a common denominator: the same result as with Fractions, much faster.
     common = math.lcm(*(v.denominator for v in values)) if values else 1
     scaled = [v.numerator * scale * (common // v.denominator) for v in values]  # value × scale × common
     units = [s // common for s in scaled]
-    missing = sum(scaled) // common - sum(units)
-    # Largest remainder first (Hamilton's method); equal remainders go to the earlier line so the
-    # result is deterministic. Each line ends at the floor or the ceiling of its exact value, and a
-    # line that is exact (an informational 0, a whole deduction) is never touched.
+    missing = (sum(scaled) // common if target is None else target) - sum(units)
+    if not 0 <= missing <= len(values):
+        raise ValueError(f"cannot apportion {values} to {target} units")
+    # Largest remainder first (Hamilton's method); equal remainders go to the earlier value so the
+    # result is deterministic. Each value ends at its floor or its ceiling, and an exact value (an
+    # informational 0, a whole deduction) is never touched.
     by_remainder = sorted(range(len(values)), key=lambda i: (units[i] * common - scaled[i], i))
     for i in by_remainder[:missing]:
         units[i] += 1
-    return [Decimal(u).scaleb(-decimals) for u in units]
+    return units
+
+
+def to_decimal(units: int, decimals: int) -> Decimal:
+    """Units of 10^-decimals as a Decimal with exactly that many places."""
+    return Decimal(units).scaleb(-decimals)
 
 
 def show(value: Fraction | Decimal, places: int = 4) -> str:
