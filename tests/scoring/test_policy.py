@@ -42,8 +42,12 @@ def test_a_comment_changes_the_hash_but_not_the_rules() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "key", "problem"),
     [
-        ('id = "doi_moi"\nlabel = "Năng lực đổi mới sáng tạo, dám nghĩ, dám làm"\nmax = 10',
-         'id = "doi_moi"\nlabel = "x"\nmax = 9', "general.points", "add up to 29"),
+        (
+            'id = "doi_moi"\nlabel = "Năng lực đổi mới sáng tạo, dám nghĩ, dám làm"\nmax = 10',
+            'id = "doi_moi"\nlabel = "x"\nmax = 9',
+            "general.points",
+            "add up to 29",
+        ),
         ("min = 90", "min = 89.995", "grades[0].min", "multiple of 0.01"),
         ("min = 50", "min = 75", "grades[2].min", "best to worst"),
         ('basis_from = "HTT"', 'basis_from = "XX"', "caps[0].basis_from", "grade code"),
@@ -56,7 +60,9 @@ def test_a_comment_changes_the_hash_but_not_the_rules() -> None:
         ('reading = "literal"', 'reading = "generous"', "caps[0].reading", "literal"),
     ],
 )
-def test_a_bad_policy_names_the_file_the_key_and_what_to_do(old: str, new: str, key: str, problem: str) -> None:
+def test_a_bad_policy_names_the_file_the_key_and_what_to_do(
+    old: str, new: str, key: str, problem: str
+) -> None:
     with pytest.raises(PolicyError) as caught:
         policy("nd335", (old, new))
     message = str(caught.value)

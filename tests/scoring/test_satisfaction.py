@@ -80,7 +80,11 @@ def test_difficulty_adjustment_compares_each_rating_with_its_service_type() -> N
     # B1: R' = 0.7 + (18 − 20·0.9)/20 = 0.7; w = 20/30; S = 0.7 → 3.50 (raw: 0.7 + ⅔·0.2 → 4.16)
     variant = policy("nd335", ("enabled = true\nprior_weight = 20", "enabled = true\nprior_weight = 0"))
     got = by_id(score_period(variant, DIFFICULTY, period="2026-01"))
-    assert {k: r.criteria[CRIT] for k, r in got.items()} == {"A1": D("3.75"), "A2": D("3.25"), "B1": D("3.50")}
+    assert {k: r.criteria[CRIT] for k, r in got.items()} == {
+        "A1": D("3.75"),
+        "A2": D("3.25"),
+        "B1": D("3.50"),
+    }
     a1 = [(ln.rule, ln.points) for ln in got["A1"].lines if ln.part == f"general.{CRIT}" and ln.points]
     assert a1 == [
         ("satisfaction.prior_weight", D("3.50")),
@@ -126,8 +130,13 @@ def test_a_group_without_ratings_uses_the_fallback_mean() -> None:
 def test_confirmed_incidents_deduct_dismissed_ones_do_not() -> None:
     # X has no ratings: S = C = 0.8 → 4.00. One confirmed "moderate" (−1) → 3.00.
     # Three dismissed complaints deduct nothing but are listed; a pending one makes it provisional.
-    x = official("X", ratings=(), incidents=(Incident("412", "complaint", "moderate"),),
-                 dismissed_incidents=3, pending_incidents=1)
+    x = official(
+        "X",
+        ratings=(),
+        incidents=(Incident("412", "complaint", "moderate"),),
+        dismissed_incidents=3,
+        pending_incidents=1,
+    )
     got = by_id(score_period(policy(), [Y, x], period="2026-01"))["X"]
     assert got.criteria[CRIT] == D("3.00")
     rules = {ln.subject: (ln.rule, ln.points) for ln in got.lines}
@@ -167,10 +176,12 @@ def test_mixed_scales_are_put_on_one_value_range() -> None:
 
 @pytest.mark.parametrize(
     ("ratings", "problem"),
-    [((RatingCounts("a", 7, (1,) * 7),), "no 7-level scale"),
-     ((RatingCounts("a", 3, (1, 2)),), "needs 3 counts"),
-     ((RatingCounts("a", 3, (1, -1, 0)),), "none negative"),
-     ((RatingCounts("a", 3, (1, 1, 1)), RatingCounts("a", 3, (1, 1, 1))), "given twice")],
+    [
+        ((RatingCounts("a", 7, (1,) * 7),), "no 7-level scale"),
+        ((RatingCounts("a", 3, (1, 2)),), "needs 3 counts"),
+        ((RatingCounts("a", 3, (1, -1, 0)),), "none negative"),
+        ((RatingCounts("a", 3, (1, 1, 1)), RatingCounts("a", 3, (1, 1, 1))), "given twice"),
+    ],
 )
 def test_rating_counts_the_policy_cannot_read_are_refused(ratings: tuple, problem: str) -> None:
     with pytest.raises(InputError, match=problem):

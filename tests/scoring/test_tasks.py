@@ -62,7 +62,9 @@ def test_a_task_not_completed_earns_nothing_even_with_an_objective_cause() -> No
     # the decree exempts errors and delays with an objective cause, not unfinished work:
     # 2 items of 1 point, one not completed: 70·½ = 35
     for cause in (False, True):
-        total, lines = _tasks(TaskItem("T1", D(1)), TaskItem("T2", D(1), completed=False, objective_cause=cause))
+        total, lines = _tasks(
+            TaskItem("T1", D(1)), TaskItem("T2", D(1), completed=False, objective_cause=cause)
+        )
         assert total == D("35.00")
         assert ("task:T2", "tasks.weights", D("-35.00")) in lines
 
@@ -101,8 +103,12 @@ def test_hanoi_penalty_items_are_capped_and_the_total_never_goes_below_zero() ->
         penalties=(Adjustment("P1", D(4)), Adjustment("P2", D(8))),
     )
     [r] = score_period(policy("hanoi-3814"), [x], period="2026-01")
-    assert r.components == {"general": D("0.00"), "tasks": D("0.00"), "adjustments": D("-10.00"),
-                            "limits": D("10.00")}
+    assert r.components == {
+        "general": D("0.00"),
+        "tasks": D("0.00"),
+        "adjustments": D("-10.00"),
+        "limits": D("10.00"),
+    }
     assert r.total == D("0.00") and r.grade == "D"
     assert [(ln.rule, ln.points) for ln in r.lines if ln.part == "limits"] == [("total_min", D("10.00"))]
 
@@ -116,10 +122,12 @@ def test_nd335_lists_bonus_items_but_its_frame_has_no_bonus_points() -> None:
 
 @pytest.mark.parametrize(
     ("fields", "problem"),
-    [({"tasks": (TaskItem("T1", D(1)), TaskItem("T1", D(2)))}, "id given twice"),
-     ({"tasks": (TaskItem("T1", D(-1)),)}, "negative"),
-     ({"tasks": (TaskItem("T1", D(1), delays=-1),)}, "negative"),
-     ({"penalties": (Adjustment("P", D(-3)),)}, "negative")],
+    [
+        ({"tasks": (TaskItem("T1", D(1)), TaskItem("T1", D(2)))}, "id given twice"),
+        ({"tasks": (TaskItem("T1", D(-1)),)}, "negative"),
+        ({"tasks": (TaskItem("T1", D(1), delays=-1),)}, "negative"),
+        ({"penalties": (Adjustment("P", D(-3)),)}, "negative"),
+    ],
 )
 def test_bad_task_items_are_refused(fields: dict, problem: str) -> None:
     with pytest.raises(InputError, match=problem):
