@@ -70,7 +70,7 @@ def score_period(
         CapEntry(a.official.official_id, a.official.agency, a.official.group, a.grade, a.total, a.components)
         for a in assessed
     ]
-    capped = apply_caps(policy.spec, entries, outstanding_units)
+    capped = apply_caps(policy.spec, entries, "month", outstanding_units)
     return [_result(policy, a, period, *capped[a.official.official_id]) for a in assessed]
 
 
@@ -245,7 +245,7 @@ def score_year(
         CapEntry(o.official_id, o.agency, o.group, grade, total)
         for o, (_, total, grade) in zip(officials, rolled, strict=True)
     ]
-    capped = apply_caps(spec, entries, outstanding_units)
+    capped = apply_caps(spec, entries, "year", outstanding_units)
     return [
         YearResult(
             o.official_id,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
 from itertools import groupby
+from typing import Literal
 
 from server.scoring.explain import note
 from server.scoring.numbers import show
@@ -82,12 +83,17 @@ class _Scope:
 
 
 def apply_caps(
-    spec: PolicySpec, entries: Sequence[CapEntry], outstanding_units: frozenset[str] = frozenset()
+    spec: PolicySpec,
+    entries: Sequence[CapEntry],
+    period_kind: Literal["month", "year"],
+    outstanding_units: frozenset[str] = frozenset(),
 ) -> dict[str, tuple[str, list[Line]]]:
-    """Apply every cap in policy order; returns official id -> (final grade, cap lines)."""
+    """Apply the caps for this kind of period in policy order: official id -> (final grade, cap lines)."""
     grades = {e.official_id: e.grade for e in entries}
     lines: dict[str, list[Line]] = {e.official_id: [] for e in entries}
-    for index in range(len(spec.caps)):
+    for index, cap in enumerate(spec.caps):
+        if period_kind not in cap.applies_to:
+            continue
         for official_id, (grade, line) in _apply_cap(spec, index, entries, grades, outstanding_units).items():
             grades[official_id] = grade
             lines[official_id].extend(line)
@@ -176,10 +182,9 @@ def _scopes(
     )
     scopes = {}
     for (kind, key), count in basis.items():
-        outstanding_unit = kind == "agency" and key in outstanding and cap.outstanding_ratio is not None
-        ratio = cap.outstanding_ratio if outstanding_unit and cap.outstanding_ratio else cap.ratio
-        allowed, formula = _allowed(cap.reading, ratio, count, cap.basis_from, cap.grade)
-        if outstanding_unit:
+        special = cap.outstanding_ratio if kind == "agency" and key in outstanding else None
+        allowed, formula = _allowed(cap.reading, special or cap.ratio, count, cap.basis_from, cap.grade)
+        if special:
             formula += " (outstanding unit: outstanding_ratio)"
         scopes[(kind, key)] = _Scope(f"{kind} '{key}'", count, allowed, formula)
     return scopes

@@ -111,6 +111,7 @@ class Cap(_Model):
     scopes: Annotated[list[Literal["agency", "group"]], Field(min_length=1)]
     tie_break: list[Literal["tasks", "general", "adjustments"]] = []
     demote_to: str | None = None  # default: the next grade down
+    applies_to: Annotated[list[Literal["month", "year"]], Field(min_length=1)] = ["month", "year"]
 
 
 class PolicySpec(_Model):

@@ -106,6 +106,7 @@ def _caps(spec: PolicySpec) -> Iterator[Problem]:
             yield f"{key}.outstanding_ratio", "cannot be below ratio"
         yield from _unique(f"{key}.scopes", list(cap.scopes), None)
         yield from _unique(f"{key}.tie_break", list(cap.tie_break), None)
+        yield from _unique(f"{key}.applies_to", list(cap.applies_to), None)
 
 
 def _totals(spec: PolicySpec) -> Iterator[Problem]:

@@ -53,3 +53,11 @@ def test_year_grades_are_capped_like_monthly_ones() -> None:
 def test_a_year_without_months_is_refused() -> None:
     with pytest.raises(InputError, match="at least one monthly total"):
         score_year(policy(), [_year([])], year="2026")
+
+
+def test_a_cap_can_be_limited_to_month_or_year_grades() -> None:
+    # applies_to = ["month"]: the year grade of a lone 91.00 is no longer capped (⌊1/6⌋ = 0 otherwise)
+    monthly_only = policy("nd335", ('applies_to = ["month", "year"]', 'applies_to = ["month"]'))
+    [r] = score_year(monthly_only, [_year(["92"] * 11 + ["80"])], year="2026")
+    assert (r.total, r.grade) == (D("91.00"), "HTXS")
+    assert not any(ln.rule.startswith("caps") for ln in r.lines)
