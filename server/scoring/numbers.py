@@ -18,7 +18,7 @@ from functools import lru_cache
 Number = Decimal | int | Fraction
 
 
-@lru_cache(maxsize=4096)  # policy constants are converted for every official: convert them once
+@lru_cache(maxsize=4096, typed=True)  # policy constants are converted for every official: convert them once
 def exact(value: Number) -> Fraction:
     """The exact fraction of a Decimal, int or Fraction (never a float: floats are not exact)."""
     if isinstance(value, float):

@@ -45,7 +45,7 @@ def _item_drafts(spec: PolicySpec, item: TaskItem, share: Fraction, shares: list
     drafts = [Draft(PART, "tasks.points", subject, f"assigned{label}: {show(item.points)} pts", share)]
     if not item.completed:
         # Not completed: no quantity, quality or progress points (no objective-cause exemption here).
-        drafts.append(Draft(PART, "tasks.weights", subject, "not completed", -share))
+        drafts.append(Draft(PART, "tasks.points", subject, "not completed: its whole share is lost", -share))
         return drafts
     faults = (
         ("quality", item.quality_failures, "quality_failure_deduction", shares[1], "major error"),

@@ -41,6 +41,8 @@ def test_a_part_can_be_apportioned_to_a_given_target() -> None:
         apportion([Fraction(1, 3)], 2, 35)
 
 
-def test_floats_are_refused() -> None:
-    with pytest.raises(TypeError, match="not exact"):
-        exact(0.1)  # type: ignore[arg-type]
+def test_floats_are_refused_even_when_equal_to_a_cached_value() -> None:
+    assert exact(1) == 1
+    for value in (0.1, 1.0):
+        with pytest.raises(TypeError, match="not exact"):
+            exact(value)  # type: ignore[arg-type]

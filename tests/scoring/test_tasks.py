@@ -66,7 +66,7 @@ def test_a_task_not_completed_earns_nothing_even_with_an_objective_cause() -> No
             TaskItem("T1", D(1)), TaskItem("T2", D(1), completed=False, objective_cause=cause)
         )
         assert total == D("35.00")
-        assert ("task:T2", "tasks.weights", D("-35.00")) in lines
+        assert ("task:T2", "tasks.points", D("-35.00")) in lines
 
 
 def test_weights_follow_the_policy() -> None:
