@@ -129,14 +129,33 @@ def server(
 
 
 @app.command()
-def ingest(verbose: bool = False) -> None:
-    """Run one ingest worker (start several with MOTCUA_MQTT__SHARED_GROUP set to share the load)."""
+def ingest(
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes sharing the load (MQTT 5)")] = 1,
+    metrics_port: Annotated[int | None, typer.Option(help="Serve Prometheus metrics on this port (+1 per worker)")]
+    = None,
+    verbose: bool = False,
+) -> None:
+    """Run ingest: MQTT in, verified events into the database, acks out."""
     setup_logging(verbose)
     settings = load()
+    engine_for(settings)  # refuse to start against an old schema, with the fix
+    if workers > 1:
+        if settings.mqtt.protocol != 5:
+            raise fail("several workers need MQTT 5 shared subscriptions: set MOTCUA_MQTT__PROTOCOL=5")
+        from server.ingest.workers import Supervisor
+
+        Supervisor(workers, _state["config"], metrics_port).run()
+        return
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr="127.0.0.1")
+    from prometheus_client import REGISTRY
+
     from server.ingest.service import IngestService
     from server.mqtt import BrokerRefused
 
-    service = IngestService(settings, engine_for(settings)).start()
+    service = IngestService(settings, engine_for(settings), registry=REGISTRY).start()
     try:
         if not service.bus.wait_connected(30):
             logging.getLogger("motcua").warning("broker %s not reachable yet; still trying", settings.mqtt.url)

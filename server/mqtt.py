@@ -7,6 +7,7 @@ a slow handler would stall keepalives and PUBACKs for every device.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import threading
 from collections.abc import Callable
@@ -49,6 +50,15 @@ class Received:
 Handler = Callable[[Received], None]
 
 
+def _compile_filter(topic_filter: str) -> re.Pattern[str]:
+    """An MQTT topic filter as a regex, compiled once (paho's topic_matches_sub builds a matcher per
+    call, which cost a fifth of the network thread at a few thousand messages per second)."""
+    parts = []
+    for level in topic_filter.split("/"):
+        parts.append("[^/]*" if level == "+" else ".*" if level == "#" else re.escape(level))
+    return re.compile("/".join(parts).replace("/.*", "(?:/.*)?"))
+
+
 class MqttBus:
     def __init__(self, settings: MqttSettings, *, client_id: str | None = None, manual_ack: bool = True,
                  announce: bool = True) -> None:
@@ -61,6 +71,7 @@ class MqttBus:
         self.handler_errors = 0
         self.generation = 0
         self._routes: list[tuple[str, str, int, Handler]] = []  # (filter, subscribe-as, qos, handler)
+        self._matchers: list[tuple[re.Pattern[str], Handler]] = []
         self._on_connect_hooks: list[Callable[[], None]] = []
         self._awaiting_subacks: set[int] = set()
         self._client = self._make_client()
@@ -72,6 +83,7 @@ class MqttBus:
         group = self.settings.shared_group
         subscribe_as = f"$share/{group}/{topic_filter}" if shared and group else topic_filter
         self._routes.append((topic_filter, subscribe_as, qos, handler))
+        self._matchers.append((_compile_filter(topic_filter), handler))
 
     def on_connect(self, hook: Callable[[], None]) -> None:
         """Run `hook` after every successful (re)connect, off the network thread."""
@@ -196,8 +208,8 @@ class MqttBus:
 
     def _handle_message(self, _client: mqtt.Client, _ud: Any, msg: mqtt.MQTTMessage) -> None:
         received = Received(msg.topic, bytes(msg.payload), msg.qos, msg.mid, self.generation)
-        for topic_filter, _sub, _qos, handler in self._routes:
-            if mqtt.topic_matches_sub(topic_filter, msg.topic):
+        for pattern, handler in self._matchers:
+            if pattern.fullmatch(msg.topic):
                 self._dispatch(handler, received)
                 return
         log.debug("no route for %s", msg.topic)

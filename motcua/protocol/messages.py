@@ -125,11 +125,11 @@ class ConfigMessage(BaseModel):
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # Two members with one name would let two parsers read two different messages from one signature.
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ProtocolError("malformed", f"duplicate member {key!r}")
-        out[key] = value
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _v in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ProtocolError("malformed", f"duplicate member {twice!r}")
     return out
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select, update
 
+from server.db.bulk import any_of
 from server.db.dialect import insert_for
 from server.db.models import EVENTS, QUARANTINE, SESSIONS, EventStatus
 from server.db.types import utcnow
@@ -54,7 +55,7 @@ class SessionIndex:
         rows = conn.execute(
             select(SESSIONS.c.id, SESSIONS.c.counter_id, SESSIONS.c.official_id, SESSIONS.c.started_at,
                    SESSIONS.c.ended_at)
-            .where(SESSIONS.c.counter_id.in_(ids), SESSIONS.c.started_at <= latest,
+            .where(any_of(conn, SESSIONS.c.counter_id, ids, "int"), SESSIONS.c.started_at <= latest,
                    or_(SESSIONS.c.ended_at.is_(None), SESSIONS.c.ended_at > earliest))
         )
         return cls(Span(*row) for row in rows)

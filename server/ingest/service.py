@@ -10,7 +10,7 @@ import logging
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry
@@ -23,7 +23,7 @@ from server.ingest.configs import ConfigPublisher
 from server.ingest.messages import Fate, Incoming
 from server.ingest.metrics import IngestMetrics
 from server.ingest.pipeline import BatchOutcome, Pipeline, Stopping
-from server.ingest.store import IngestRules
+from server.ingest.store import IngestRules, Prepared
 from server.mqtt import MqttBus, Received
 from server.settings import Settings
 
@@ -49,6 +49,9 @@ class IngestService:
         self.configs = ConfigPublisher(engine, self.bus, settings, self.metrics) if settings.ingest.publish_config \
             else None
         self._threads: list[threading.Thread] = []
+        # Prepared batches waiting for the commit stage: two keep the database busy, more would only
+        # hold messages longer before their ack.
+        self._prepared: queue.Queue[Prepared | None] = queue.Queue(maxsize=2)
         self.committed = 0  # messages whose fate is committed, for tests and the demo summary
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -59,7 +62,8 @@ class IngestService:
         self.bus.route(subscription(TopicKind.EVENT), self._enqueue, qos=1, shared=True)
         self.bus.route(subscription(TopicKind.HEARTBEAT), self._enqueue, qos=0, shared=True)
         self.bus.route(subscription(TopicKind.STATUS), self._enqueue, qos=1, shared=True)
-        self._spawn(self._work, "ingest-worker")
+        self._spawn(self._prepare_loop, "ingest-prepare")
+        self._spawn(self._commit_loop, "ingest-commit")
         if self.configs is not None:
             self.bus.on_connect(self.configs.republish_all)
             self._spawn(lambda: self.configs.run(self._stop) if self.configs else None, "ingest-configs")
@@ -90,8 +94,6 @@ class IngestService:
     # --- network thread ----------------------------------------------------------------------
 
     def _enqueue(self, msg: Received) -> None:
-        kind = msg.topic.rsplit("/", 1)[-1]
-        self.metrics.received.labels(kind).inc()
         item = Incoming(msg.topic, msg.payload, int(self.clock() * 1000), msg.mid, msg.qos, time.monotonic(), msg)
         if msg.qos == 0:
             try:
@@ -127,16 +129,24 @@ class IngestService:
                 break
         return batch
 
-    def _work(self) -> None:
+    def _prepare_loop(self) -> None:
+        """Stage 1: collect a batch and classify it (CPU), while stage 2 waits on the database."""
         while not (self._stop.is_set() and self.queue.empty()):
             batch = self._collect()
-            if not batch:
-                continue
-            self.metrics.queue_depth.set(self.queue.qsize())
+            if batch:
+                self.metrics.queue_depth.set(self.queue.qsize())
+                self._prepared.put(self.pipeline.prepare(batch))
+        self._prepared.put(None)
+
+    def _commit_loop(self) -> None:
+        """Stage 2: commit batches in arrival order, then ack them (PUBACKs stay in order)."""
+        while (prepared := self._prepared.get()) is not None:
+            batch = prepared.batch
             try:
-                outcome = self.pipeline.process(batch)
+                outcome = self.pipeline.commit(prepared)
             except Stopping:
                 log.warning("stopping with %d message(s) uncommitted; devices will re-send them", len(batch))
+                self._drain_uncommitted(batch)
                 return
             except Exception:
                 # The pipeline isolates bad messages itself; reaching here is a bug in that machinery.
@@ -145,6 +155,11 @@ class IngestService:
                 continue
             self._acknowledge(batch, outcome)
             self._done(batch)
+
+    def _drain_uncommitted(self, batch: list[Incoming]) -> None:
+        self._done(batch)
+        while (left := self._prepared.get()) is not None:
+            self._done(left.batch)
 
     def _done(self, batch: list[Incoming]) -> None:
         for _ in batch:
@@ -161,20 +176,26 @@ class IngestService:
             for at in range(0, len(acks), ACKS_PER_MESSAGE):
                 payload = encode_ack(outcome.secrets[device_id], dev=device_id, ts=now_ms,
                                      acks=acks[at:at + ACKS_PER_MESSAGE])
-                self.bus.publish(topic(device_id, TopicKind.ACK), payload, qos=1)
+                # QoS 0: an ack is idempotent and cheap to lose (the device re-sends, and is acked "dup"),
+                # while QoS 1 would add a broker PUBACK per ack to parse on this busy connection.
+                self.bus.publish(topic(device_id, TopicKind.ACK), payload, qos=0)
         for msg in batch:
             if isinstance(msg.token, Received):
                 self.bus.ack(msg.token)
         self._count(batch, outcome)
 
     def _count(self, batch: list[Incoming], outcome: BatchOutcome) -> None:
+        # Counted per batch on the worker, not per message on the network thread: label lookups add up.
         m = self.metrics
         m.batch_size.observe(len(batch))
         now = time.monotonic()
+        kinds: Counter[str] = Counter(msg.topic[msg.topic.rfind("/") + 1:] for msg in batch)
+        fates: Counter[str] = Counter(r.fate.value for r in outcome.results)
+        reasons: Counter[str] = Counter(r.reason for r in outcome.results if r.fate is Fate.QUARANTINED and r.reason)
+        for labels, counts in ((m.received, kinds), (m.fates, fates), (m.quarantined, reasons)):
+            for label, n in counts.items():
+                labels.labels(label).inc(n)
         for msg, result in zip(batch, outcome.results, strict=True):
-            m.fates.labels(result.fate.value).inc()
-            if result.fate is Fate.QUARANTINED and result.reason:
-                m.quarantined.labels(result.reason).inc()
             if result.ack is not None:
                 m.ack_latency.observe(now - msg.arrived_monotonic)
         self.committed += len(batch)

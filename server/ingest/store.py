@@ -8,17 +8,19 @@ re-sends, replays and several concurrent ingest processes rests on the database:
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, select, update
 from sqlalchemy.orm import aliased
 
 from motcua.protocol import parse_topic
 from motcua.protocol.errors import ProtocolError
 from motcua.protocol.messages import RatingEvent
+from server.db.bulk import any_of, insert_events, pairs_in, rating_neighbours, stored_payloads
 from server.db.dialect import insert_for
 from server.db.models import BOOTS, DEVICES, EVENTS, QUARANTINE, DeviceStatus, EventStatus, TimeSource
 from server.db.types import from_ms
@@ -77,15 +79,14 @@ def _topic_device(topic: str) -> str | None:
         return None
 
 
-def load_devices(conn: Connection, ids: set[str]) -> dict[str, _DeviceRow]:
+def load_devices(conn: Connection, ids: set[str], *, lock: bool = True) -> dict[str, _DeviceRow]:
     """The batch's devices, row-locked in id order so concurrent workers serialise per device."""
     if not ids:
         return {}
-    rows = conn.execute(
-        select(DEVICES.c.id, DEVICES.c.secret_hex, DEVICES.c.status, DEVICES.c.counter_id,
-               DEVICES.c.last_hb_epoch, DEVICES.c.last_hb_up)
-        .where(DEVICES.c.id.in_(sorted(ids))).order_by(DEVICES.c.id).with_for_update()
-    )
+    q = (select(DEVICES.c.id, DEVICES.c.secret_hex, DEVICES.c.status, DEVICES.c.counter_id,
+                DEVICES.c.last_hb_epoch, DEVICES.c.last_hb_up)
+         .where(any_of(conn, DEVICES.c.id, sorted(ids), "varchar")).order_by(DEVICES.c.id))
+    rows = conn.execute(q.with_for_update() if lock else q)
     out = {}
     for r in rows:
         info = DeviceInfo(r.id, bytes.fromhex(r.secret_hex), r.status == DeviceStatus.ACTIVE, r.counter_id)
@@ -94,8 +95,27 @@ def load_devices(conn: Connection, ids: set[str]) -> dict[str, _DeviceRow]:
     return out
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A batch classified ahead of its transaction, against the device facts seen then.
+
+    Preparing overlaps the CPU-bound half of ingest (parsing, MACs, schemas) with the database work of
+    the previous batch. It is only an optimisation: `apply` re-reads the devices under lock and
+    classifies again any message whose device changed (revoked, re-keyed, moved) in between.
+    """
+
+    batch: list[Incoming]
+    infos: dict[str, DeviceInfo] = field(default_factory=dict)
+    classified: list[Classified | None] = field(default_factory=list)
+
+
+def prepare(batch: list[Incoming], infos: dict[str, DeviceInfo], max_payload: int) -> Prepared:
+    """Classify `batch` against `infos` (no database access)."""
+    return Prepared(batch, infos, [classify(m, infos, max_payload) for m in batch])
+
+
 class BatchStore:
-    """Applies one classified batch inside the caller's transaction."""
+    """Applies one batch inside the caller's transaction."""
 
     def __init__(self, conn: Connection, rules: IngestRules) -> None:
         self.conn = conn
@@ -105,11 +125,15 @@ class BatchStore:
         self.secrets: dict[str, bytes] = {}
 
     def run(self, batch: list[Incoming]) -> list[Result]:
-        ids = {d for d in (_topic_device(m.topic) for m in batch) if d}
-        devices = load_devices(self.conn, ids)
+        return self.apply(Prepared(batch))
+
+    def apply(self, prepared: Prepared) -> list[Result]:
+        batch = prepared.batch
+        topics = [_topic_device(m.topic) for m in batch]
+        devices = load_devices(self.conn, {d for d in topics if d})
         infos = {k: v.info for k, v in devices.items()}
         self.secrets = {k: v.secret for k, v in infos.items() if v.active}
-        classified = [classify(m, infos, self.rules.max_payload) for m in batch]
+        classified = self._reconcile(prepared, topics, infos)
         results: list[Result | None] = [None] * len(batch)
         self._statuses(batch, classified, results, devices)
         self._rejections(batch, classified, results)
@@ -120,6 +144,16 @@ class BatchStore:
         self._save_duplicate_counts()
         assert all(r is not None for r in results), "every message must leave the batch with a fate"
         return results  # type: ignore[return-value]
+
+    def _reconcile(self, prepared: Prepared, topics: list[str | None],
+                   infos: dict[str, DeviceInfo]) -> list[Classified]:
+        """Prepared classifications, redone for messages whose device is not as it was then."""
+        done = prepared.classified or [None] * len(prepared.batch)
+        out: list[Classified] = []
+        for msg, dev, c in zip(prepared.batch, topics, done, strict=True):
+            stale = c is None or (dev is not None and prepared.infos.get(dev) != infos.get(dev))
+            out.append(classify(msg, infos, self.rules.max_payload) if stale else c)  # type: ignore[arg-type]
+        return out
 
     # --- statuses and rejections -------------------------------------------------------------
 
@@ -215,7 +249,7 @@ class BatchStore:
         if not keys:
             return {}
         rows = self.conn.execute(select(BOOTS.c.device_id, BOOTS.c.epoch, BOOTS.c.anchor_ms)
-                                 .where(tuple_(BOOTS.c.device_id, BOOTS.c.epoch).in_(sorted(keys))))
+                                 .where(pairs_in(self.conn, BOOTS.c.device_id, BOOTS.c.epoch, sorted(keys))))
         return {(r.device_id, r.epoch): r.anchor_ms for r in rows}
 
     # --- events ------------------------------------------------------------------------------
@@ -233,7 +267,8 @@ class BatchStore:
             self._attribute(row, index)
         inserted = self._insert(list(rows.values()))
         self._classify_conflicts(batch, rows, firsts, inserted, results)
-        self._flag_ratings([inserted[k] for k in inserted if rows[k]["rating"] is not None])
+        self._flag_ratings([(k, inserted[k], rows[k]["uptime_ms"], rows[k]["txn_key"]) for k in inserted
+                            if rows[k]["rating"] is not None])
         for key, event_id in inserted.items():
             row = rows[key]
             if row["_problem"] is not None:
@@ -295,11 +330,7 @@ class BatchStore:
         row.update(official_id=span.official_id, session_id=span.id, status=EventStatus.ACCEPTED)
 
     def _insert(self, rows: list[dict[str, Any]]) -> dict[tuple[str, int, int], int]:
-        stmt = insert_for(self.conn, EVENTS).on_conflict_do_nothing(index_elements=["device_id", "epoch", "seq"])
-        stmt = stmt.returning(EVENTS.c.id, EVENTS.c.device_id, EVENTS.c.epoch, EVENTS.c.seq)
-        clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-        clean.sort(key=lambda r: (r["device_id"], r["epoch"], r["seq"]))
-        return {(r.device_id, r.epoch, r.seq): r.id for r in self.conn.execute(stmt, clean)}
+        return insert_events(self.conn, [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
 
     def _classify_conflicts(self, batch: list[Incoming], rows: dict[tuple[str, int, int], dict[str, Any]],
                             firsts: dict[tuple[str, int, int], int], inserted: dict[tuple[str, int, int], int],
@@ -313,9 +344,7 @@ class BatchStore:
         clashes = [k for k in rows if k not in inserted]
         if not clashes:
             return
-        stored = {(r.device_id, r.epoch, r.seq): r.payload for r in self.conn.execute(
-            select(EVENTS.c.device_id, EVENTS.c.epoch, EVENTS.c.seq, EVENTS.c.payload)
-            .where(tuple_(EVENTS.c.device_id, EVENTS.c.epoch, EVENTS.c.seq).in_(clashes)))}
+        stored = stored_payloads(self.conn, clashes)
         for key in clashes:
             i = firsts[key]
             self._same_key_again(i, batch[i], stored[key], key, results)
@@ -340,26 +369,21 @@ class BatchStore:
 
     # --- misuse and one-rating-per-ticket ------------------------------------------------------
 
-    def _flag_ratings(self, new_ids: list[int]) -> None:
-        if not new_ids:
+    def _flag_ratings(self, new: list[tuple[tuple[str, int, int], int, int, str | None]]) -> None:
+        """Misuse and one-rating-per-ticket flags for newly stored ratings (and neighbours they affect)."""
+        if not new:
             return
         window = self.rules.misuse_window_ms
-        new, earlier, later = aliased(EVENTS), aliased(EVENTS), aliased(EVENTS)
-        # A press within the window after an earlier press on the same device and boot is misuse.
-        # Both directions, so the verdict does not depend on arrival order (protocol §8).
-        has_earlier = exists().where(
-            earlier.c.device_id == EVENTS.c.device_id, earlier.c.epoch == EVENTS.c.epoch,
-            earlier.c.typ == "rating", earlier.c.seq < EVENTS.c.seq,
-            earlier.c.uptime_ms >= EVENTS.c.uptime_ms - window, earlier.c.uptime_ms <= EVENTS.c.uptime_ms)
-        self.conn.execute(update(EVENTS).where(EVENTS.c.id.in_(new_ids), has_earlier).values(misuse=True))
-        followers = select(later.c.id).join(new, and_(
-            later.c.device_id == new.c.device_id, later.c.epoch == new.c.epoch, later.c.seq > new.c.seq,
-            later.c.uptime_ms >= new.c.uptime_ms, later.c.uptime_ms <= new.c.uptime_ms + window)).where(
-            new.c.id.in_(new_ids), later.c.typ == "rating")
-        self.conn.execute(update(EVENTS).where(EVENTS.c.id.in_(followers), EVENTS.c.misuse.is_(False))
-                          .values(misuse=True))
-        keys = list(self.conn.scalars(select(EVENTS.c.txn_key).where(
-            EVENTS.c.id.in_(new_ids), EVENTS.c.txn_key.is_not(None)).distinct()))
+        spans: dict[tuple[str, int], list[int]] = {}
+        for (dev, ep, _seq), _id, up, _txn in new:
+            lo_hi = spans.setdefault((dev, ep), [up, up])
+            lo_hi[0], lo_hi[1] = min(lo_hi[0], up), max(lo_hi[1], up)
+        rows = rating_neighbours(self.conn, [(d, ep, lo - window, hi + window) for (d, ep), (lo, hi) in spans.items()])
+        flagged = misuse_to_flag(rows, window)
+        if flagged:
+            self.conn.execute(update(EVENTS).where(any_of(self.conn, EVENTS.c.id, flagged, "bigint"))
+                              .values(misuse=True))
+        keys = sorted({txn for *_rest, txn in new if txn})
         if keys:
             recompute_txn_duplicates(self.conn, keys)
 
@@ -374,7 +398,7 @@ class BatchStore:
                    EVENTS.c.counter_id, EVENTS.c.body)
             .join(QUARANTINE, QUARANTINE.c.event_id == EVENTS.c.id)
             .where(QUARANTINE.c.reason == Reason.UNTIMED.value, QUARANTINE.c.resolved_at.is_(None),
-                   tuple_(EVENTS.c.device_id, EVENTS.c.epoch).in_(sorted(epochs)))
+                   pairs_in(self.conn, EVENTS.c.device_id, EVENTS.c.epoch, sorted(epochs)))
         ).all()
         if not waiting:
             return
@@ -394,6 +418,21 @@ class BatchStore:
             EVENTS.c.id.in_(ids), EVENTS.c.txn_key.is_not(None)).distinct())]
         if keys:
             recompute_txn_duplicates(self.conn, keys)
+
+
+def misuse_to_flag(ratings: list[Any], window_ms: int) -> list[int]:
+    """Ids of ratings pressed within `window_ms` after the previous press of the same device and boot,
+    not yet flagged. Within a boot, seq order is press order and uptime is exact (protocol §8)."""
+    by_boot: dict[tuple[str, int], list[Any]] = defaultdict(list)
+    for r in ratings:
+        by_boot[(r.device_id, r.epoch)].append(r)
+    out = []
+    for presses in by_boot.values():
+        presses.sort(key=lambda r: r.seq)
+        for before, this in pairwise(presses):
+            if not this.misuse and 0 <= this.uptime_ms - before.uptime_ms <= window_ms:
+                out.append(this.id)
+    return out
 
 
 def recompute_txn_duplicates(conn: Connection, keys: list[str]) -> None:

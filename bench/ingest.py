@@ -1,0 +1,297 @@
+"""bench/ingest: how fast signed events become durable, against what the broker can hand out.
+
+    python -m bench.ingest [--events 30000] [--devices 200] [--workers 1 2] [--rate 500] [--seconds 20] [--json]
+
+One private Mosquitto, one scratch PostgreSQL database, the publisher in its own process. Throughput
+is measured as a drain, so that the publisher's speed (one paho thread on the same two cores) does
+not cap what is measured: each consumer registers a persistent session and goes away, the publisher
+loads N signed events into the broker, the consumer comes back and is timed from its first message to
+its last (raw) or from its first commit to its last (ingest). For each worker count W:
+  raw:     W bare paho subscriber processes (QoS 1, MQTT 5, shared subscription when W > 1) that
+           only count messages: the ceiling a consumer of this broker can reach;
+  ingest:  `motcua ingest --workers W`: verify, de-duplicate, time, attribute, commit, ack.
+Then latency: events published live at a fixed rate to one ingest worker; press-to-ack time (the ack
+leaves only after the commit, so this bounds press-to-commit from above), in percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from sqlalchemy import func, select
+
+from motcua.localbroker import Mosquitto
+from server import registry, sessions
+from server.db.engine import make_engine, upgrade
+from server.db.models import EVENTS, DeviceKind
+from server.db.scratch import reachable, scratch_database
+
+PG_URL = os.environ.get("MOTCUA_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+RECEIVE_MAXIMUM = 4000  # the window ingest asks for (settings.mqtt.receive_maximum)
+SETTLE_S = 3.0  # for sessions to subscribe before they are sent away
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# --- load ------------------------------------------------------------------------------------
+
+
+def setup_office(db_url: str, devices: int, workdir: Path) -> Path:
+    """Devices at counters with officials signed in; returns the path of the devices' keys."""
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    keys = []
+    start = datetime.now(UTC) - timedelta(hours=1)
+    with engine.begin() as conn:
+        unit = registry.create_unit(conn, code="BENCH", name="Bench office")
+        for n in range(devices):
+            cid = registry.create_counter(conn, unit_id=unit, code=f"B{n:04d}", name=f"Counter {n}")
+            oid = registry.create_official(conn, unit_id=unit, code=f"O{n:04d}", full_name=f"Official {n}")
+            sessions.sign_in(conn, counter_id=cid, official_id=oid, at=start, now=start, actor="bench")
+            dev = registry.provision_device(conn, counter_id=cid, kind=DeviceKind.SIMULATED, actor="bench",
+                                            device_id=f"bench-{n:04d}")
+            keys.append({"id": dev.id, "secret_hex": dev.secret_hex})
+    engine.dispose()
+    path = workdir / "keys.json"
+    path.write_text(json.dumps(keys))
+    return path
+
+
+def publish(port: int, keys: Path, n: int, epoch: int, workdir: Path, rate: float | None = None) -> dict[str, Any]:
+    """Run bench.publisher in its own process and return what it measured."""
+    out = workdir / f"pub-{epoch}.json"
+    cmd = [sys.executable, "-m", "bench.publisher", "--port", str(port), "--keys", str(keys), "--n", str(n),
+           "--epoch", str(epoch), "--out", str(out)]
+    if rate:
+        cmd += ["--rate", str(rate), "--acks"]
+    subprocess.run(cmd, check=True)
+    return dict(json.loads(out.read_text()))
+
+
+# --- raw baseline ------------------------------------------------------------------------------
+
+
+def purge_sessions(port: int, client_ids: list[str]) -> None:
+    """Delete persistent sessions (a clean start with expiry 0), so no later phase feeds them."""
+    for client_id in client_ids:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        client.connect("127.0.0.1", port, clean_start=True)
+        client.loop_start()
+        time.sleep(0.2)
+        client.loop_stop()
+        client.disconnect()
+
+
+def _raw_consumer(port: int, client_id: str, shared: bool, phase: Any, results: Any) -> None:
+    """A paho subscriber process that only counts: registers, goes away, comes back, drains."""
+    state = {"count": 0, "first": 0.0, "last": 0.0}
+    ready = threading.Event()
+
+    def on_message(*_: Any) -> None:
+        now = time.time()
+        if not state["count"]:
+            state["first"] = now
+        state["count"] += 1
+        state["last"] = now
+
+    def connect() -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        client.on_message = on_message
+        client.on_subscribe = lambda *_: ready.set()
+        props = Properties(PacketTypes.CONNECT)
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        props.SessionExpiryInterval = 3600
+        client.connect("127.0.0.1", port, clean_start=False, properties=props)
+        client.loop_start()
+        client.subscribe(("$share/raw/" if shared else "") + "motcua/v1/dev/+/evt", qos=1)
+        ready.wait(10)
+        return client
+
+    client = connect()
+    client.loop_stop()
+    client.disconnect()
+    phase.wait()  # the burst is in the broker
+    client = connect()
+    while True:  # done when nothing arrives for a second
+        seen = state["count"]
+        time.sleep(1.0)
+        if state["count"] == seen and seen > 0:
+            break
+    client.loop_stop()
+    client.disconnect()
+    results.put(state)
+
+
+def raw_rate(port: int, keys: Path, workdir: Path, events: int, workers: int, epoch: int) -> float:
+    ctx = multiprocessing.get_context("spawn")
+    phase, results = ctx.Event(), ctx.Queue()
+    ids = [f"bench-raw-{epoch}-{i}" for i in range(workers)]
+    procs = [ctx.Process(target=_raw_consumer, args=(port, cid, workers > 1, phase, results)) for cid in ids]
+    for p in procs:
+        p.start()
+    time.sleep(SETTLE_S)
+    publish(port, keys, events, epoch, workdir)
+    phase.set()
+    states = [results.get(timeout=300) for _ in procs]
+    for p in procs:
+        p.join(10)
+    purge_sessions(port, ids)
+    got = sum(s["count"] for s in states)
+    if got != events:
+        raise SystemExit(f"bench: raw subscribers got {got} of {events} events")
+    return events / (max(s["last"] for s in states) - min(s["first"] for s in states if s["count"]))
+
+
+# --- ingest -------------------------------------------------------------------------------------
+
+
+def ingest_process(db_url: str, broker: Mosquitto, workers: int, workdir: Path,
+                   client_id: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MOTCUA_MODE": "demo", "MOTCUA_DATABASE_URL": db_url, "MOTCUA_MQTT__URL": broker.url,
+           "MOTCUA_MQTT__CLIENT_ID": client_id}
+    if workers > 1:
+        env["MOTCUA_MQTT__SHARED_GROUP"] = "bench"
+    with (workdir / "ingest.log").open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "motcua", "ingest", "--workers", str(workers)], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(60)
+
+
+def stored(engine: Any, epoch: int) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(EVENTS).where(EVENTS.c.epoch == epoch)).scalar_one())
+
+
+def ingest_rate(db_url: str, broker: Mosquitto, keys: Path, workdir: Path, events: int, workers: int,
+                epoch: int) -> float:
+    client_id = f"bench-ingest-{epoch}"
+    proc = ingest_process(db_url, broker, workers, workdir, client_id)
+    time.sleep(SETTLE_S + 2 * workers)  # processes start, connect and subscribe
+    stop(proc)
+    publish(broker.port, keys, events, epoch, workdir)
+    engine = make_engine(db_url)
+    proc = ingest_process(db_url, broker, workers, workdir, client_id)
+    try:
+        deadline = time.monotonic() + 600
+        while stored(engine, epoch) == 0:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise SystemExit(f"bench: ingest did not start; see {workdir / 'ingest.log'}")
+            time.sleep(0.01)
+        first = time.time()
+        while (n := stored(engine, epoch)) < events:
+            if time.monotonic() > deadline:
+                raise SystemExit(f"bench: ingest stored {n} of {events}; see {workdir / 'ingest.log'}")
+            time.sleep(0.02)
+        return events / (time.time() - first)
+    finally:
+        stop(proc)
+        engine.dispose()
+        purge_sessions(broker.port, [client_id] if workers == 1 else [f"{client_id}-{i}" for i in range(workers)])
+
+
+def latency(db_url: str, broker: Mosquitto, keys: Path, workdir: Path, rate: float, seconds: float,
+            epoch: int) -> dict[str, Any]:
+    proc = ingest_process(db_url, broker, 1, workdir, f"bench-ingest-{epoch}")
+    try:
+        time.sleep(SETTLE_S)
+        return publish(broker.port, keys, int(rate * seconds), epoch, workdir, rate=rate)
+    finally:
+        stop(proc)
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], q: float) -> float:
+    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+
+
+def run(events: int, devices: int, workers: list[int], rate: float, seconds: float) -> dict[str, Any]:
+    why = reachable(PG_URL)
+    if why:
+        raise SystemExit(f"bench needs PostgreSQL: {why} (set MOTCUA_BENCH_PG_URL)")
+    workdir = Path(tempfile.mkdtemp(prefix="motcua-bench-"))
+    broker = Mosquitto(workdir / "broker", max_queued=10_000_000, extra=["max_inflight_messages 0",
+                                                                          "max_queued_bytes 0"]).start()
+    out: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+                   f"PostgreSQL and Mosquitto on the same machine",
+        "events": events, "devices": devices, "throughput": [],
+    }
+    try:
+        with scratch_database(PG_URL, prefix="motcua_bench") as db_url:
+            keys = setup_office(db_url, devices, workdir)
+            epoch = 0
+            for w in workers:
+                epoch += 1
+                log(f"raw paho subscribers x{w}: drain {events} events")
+                raw = raw_rate(broker.port, keys, workdir, events, w, epoch)
+                epoch += 1
+                log(f"ingest --workers {w}: drain {events} events")
+                ing = ingest_rate(db_url, broker, keys, workdir, events, w, epoch)
+                out["throughput"].append({"workers": w, "raw_events_per_s": round(raw),
+                                          "ingest_events_per_s": round(ing), "ratio": round(ing / raw, 2)})
+            epoch += 1
+            log(f"latency: {int(rate * seconds)} events live at {rate:g} events/s, one worker")
+            paced = latency(db_url, broker, keys, workdir, rate, seconds, epoch)
+    finally:
+        broker.kill()
+    lat = paced["latencies"]
+    out["latency"] = {"rate": rate, "achieved_rate": round(paced["achieved_rate"], 1),
+                      "acked": paced["acked"], "sent": paced["n"]} | {
+        f"p{int(q * 100)}_ms": round(percentile(lat, q) * 1000, 1) for q in (0.5, 0.9, 0.99)} | {
+        "max_ms": round(max(lat) * 1000, 1) if lat else None}
+    return out
+
+
+def table(r: dict[str, Any]) -> str:
+    lines = [r["machine"], f"{r['events']} signed events from {r['devices']} devices per run", "",
+             "workers   raw paho (events/s)   ingest (events/s)   ingest / raw"]
+    for t in r["throughput"]:
+        lines.append(f"{t['workers']:>7}   {t['raw_events_per_s']:>19,}   {t['ingest_events_per_s']:>17,}   "
+                     f"{t['ratio']:>12.2f}")
+    lat = r["latency"]
+    lines += ["", f"press-to-ack at {lat['rate']:g} events/s (achieved {lat['achieved_rate']}), one worker: "
+                  f"p50 {lat['p50_ms']} ms, p90 {lat['p90_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms, "
+                  f"acked {lat['acked']}/{lat['sent']}"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--events", type=int, default=30_000)
+    ap.add_argument("--devices", type=int, default=200)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--rate", type=float, default=500.0)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = ap.parse_args()
+    result = run(args.events, args.devices, args.workers, args.rate, args.seconds)
+    print(json.dumps(result) if args.json else table(result))
+
+
+if __name__ == "__main__":
+    main()
