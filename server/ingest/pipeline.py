@@ -18,16 +18,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from server.db.types import from_ms
 from server.ingest.attribution import quarantine_row, upsert_quarantine
-from server.ingest.classify import DeviceInfo
 from server.ingest.messages import Fate, Incoming, Result
 from server.ingest.reasons import Reason
-from server.ingest.store import BatchStore, IngestRules, Prepared, _topic_device, load_devices, prepare
+from server.ingest.store import BatchStore, IngestRules
 
 log = logging.getLogger("motcua.ingest")
 
 RETRY_FIRST_S = 0.2  # first pause after a database error; doubles up to RETRY_MAX_S
 RETRY_MAX_S = 10.0
-DEVICE_CACHE_TTL_S = 5.0  # how stale `prepare` may be; `apply` re-checks under lock, so only speed depends on it
 
 
 class Stopping(Exception):
@@ -44,25 +42,6 @@ def _retriable(exc: Exception) -> bool:
     return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
-class DeviceCache:
-    """Device facts for `prepare`, reloaded after `ttl_s`; `apply` checks them again under lock."""
-
-    def __init__(self, engine: Engine, ttl_s: float = DEVICE_CACHE_TTL_S) -> None:
-        self.engine = engine
-        self.ttl_s = ttl_s
-        self._infos: dict[str, tuple[float, DeviceInfo | None]] = {}
-
-    def get(self, ids: set[str]) -> dict[str, DeviceInfo]:
-        now = time.monotonic()
-        missing = {i for i in ids if i not in self._infos or now - self._infos[i][0] > self.ttl_s}
-        if missing:
-            with self.engine.connect() as conn:
-                fresh = {k: v.info for k, v in load_devices(conn, missing, lock=False).items()}
-            for i in missing:
-                self._infos[i] = (now, fresh.get(i))  # unknown devices are remembered as unknown, too
-        return {i: info for i in ids if (info := self._infos[i][1]) is not None}
-
-
 class Pipeline:
     def __init__(self, engine: Engine, rules: IngestRules, *, stopping: Callable[[], bool] = lambda: False,
                  on_db_retry: Callable[[], None] = lambda: None) -> None:
@@ -70,28 +49,13 @@ class Pipeline:
         self.rules = rules
         self.stopping = stopping
         self.on_db_retry = on_db_retry
-        self.devices = DeviceCache(engine)
-
-    def prepare(self, batch: list[Incoming]) -> Prepared:
-        """Classify ahead of the transaction; on any trouble leave it all to `commit` (see Prepared)."""
-        try:
-            ids = {d for d in (_topic_device(m.topic) for m in batch) if d}
-            return prepare(batch, self.devices.get(ids), self.rules.max_payload)
-        except Exception as exc:
-            log.debug("prepare skipped (%s); the commit stage classifies", exc)
-            return Prepared(batch)
 
     def process(self, batch: list[Incoming]) -> BatchOutcome:
         """Commit the fate of every message in `batch`; returns once it is durable."""
-        return self.commit(Prepared(batch))
-
-    def commit(self, prepared: Prepared) -> BatchOutcome:
-        """Commit a (prepared) batch; retried through database outages, split on a bug."""
-        batch = prepared.batch
         pause = RETRY_FIRST_S
         while True:
             try:
-                return self._commit(prepared)
+                return self._commit(batch)
             except Exception as exc:
                 if not _retriable(exc):
                     return self._isolate(batch, exc)
@@ -101,10 +65,10 @@ class Pipeline:
                 self._sleep(pause)
                 pause = min(pause * 2, RETRY_MAX_S)
 
-    def _commit(self, prepared: Prepared) -> BatchOutcome:
+    def _commit(self, batch: list[Incoming]) -> BatchOutcome:
         with self.engine.begin() as conn:
             store = BatchStore(conn, self.rules)
-            results = store.apply(prepared)
+            results = store.run(batch)
         return BatchOutcome(results, store.secrets)
 
     def _isolate(self, batch: list[Incoming], exc: Exception) -> BatchOutcome:

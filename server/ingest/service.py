@@ -23,7 +23,7 @@ from server.ingest.configs import ConfigPublisher
 from server.ingest.messages import Fate, Incoming
 from server.ingest.metrics import IngestMetrics
 from server.ingest.pipeline import BatchOutcome, Pipeline, Stopping
-from server.ingest.store import IngestRules, Prepared
+from server.ingest.store import IngestRules
 from server.mqtt import MqttBus, Received
 from server.settings import Settings
 
@@ -49,9 +49,6 @@ class IngestService:
         self.configs = ConfigPublisher(engine, self.bus, settings, self.metrics) if settings.ingest.publish_config \
             else None
         self._threads: list[threading.Thread] = []
-        # Prepared batches waiting for the commit stage: two keep the database busy, more would only
-        # hold messages longer before their ack.
-        self._prepared: queue.Queue[Prepared | None] = queue.Queue(maxsize=2)
         self.committed = 0  # messages whose fate is committed, for tests and the demo summary
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -62,8 +59,7 @@ class IngestService:
         self.bus.route(subscription(TopicKind.EVENT), self._enqueue, qos=1, shared=True)
         self.bus.route(subscription(TopicKind.HEARTBEAT), self._enqueue, qos=0, shared=True)
         self.bus.route(subscription(TopicKind.STATUS), self._enqueue, qos=1, shared=True)
-        self._spawn(self._prepare_loop, "ingest-prepare")
-        self._spawn(self._commit_loop, "ingest-commit")
+        self._spawn(self._work, "ingest-worker")
         if self.configs is not None:
             self.bus.on_connect(self.configs.republish_all)
             self._spawn(lambda: self.configs.run(self._stop) if self.configs else None, "ingest-configs")
@@ -129,24 +125,20 @@ class IngestService:
                 break
         return batch
 
-    def _prepare_loop(self) -> None:
-        """Stage 1: collect a batch and classify it (CPU), while stage 2 waits on the database."""
+    def _work(self) -> None:
+        # One worker thread: a second stage overlapping classification with the commit was measured
+        # and gave nothing, the interpreter lock being the limit (docs/benchmarks.md); scale with
+        # --workers instead.
         while not (self._stop.is_set() and self.queue.empty()):
             batch = self._collect()
-            if batch:
-                self.metrics.queue_depth.set(self.queue.qsize())
-                self._prepared.put(self.pipeline.prepare(batch))
-        self._prepared.put(None)
-
-    def _commit_loop(self) -> None:
-        """Stage 2: commit batches in arrival order, then ack them (PUBACKs stay in order)."""
-        while (prepared := self._prepared.get()) is not None:
-            batch = prepared.batch
+            if not batch:
+                continue
+            self.metrics.queue_depth.set(self.queue.qsize())
             try:
-                outcome = self.pipeline.commit(prepared)
+                outcome = self.pipeline.process(batch)
             except Stopping:
                 log.warning("stopping with %d message(s) uncommitted; devices will re-send them", len(batch))
-                self._drain_uncommitted(batch)
+                self._done(batch)
                 return
             except Exception:
                 # The pipeline isolates bad messages itself; reaching here is a bug in that machinery.
@@ -155,11 +147,6 @@ class IngestService:
                 continue
             self._acknowledge(batch, outcome)
             self._done(batch)
-
-    def _drain_uncommitted(self, batch: list[Incoming]) -> None:
-        self._done(batch)
-        while (left := self._prepared.get()) is not None:
-            self._done(left.batch)
 
     def _done(self, batch: list[Incoming]) -> None:
         for _ in batch:

@@ -8,7 +8,7 @@ re-sends, replays and several concurrent ingest processes rests on the database:
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
@@ -79,14 +79,14 @@ def _topic_device(topic: str) -> str | None:
         return None
 
 
-def load_devices(conn: Connection, ids: set[str], *, lock: bool = True) -> dict[str, _DeviceRow]:
+def load_devices(conn: Connection, ids: set[str]) -> dict[str, _DeviceRow]:
     """The batch's devices, row-locked in id order so concurrent workers serialise per device."""
     if not ids:
         return {}
     q = (select(DEVICES.c.id, DEVICES.c.secret_hex, DEVICES.c.status, DEVICES.c.counter_id,
                 DEVICES.c.last_hb_epoch, DEVICES.c.last_hb_up)
          .where(any_of(conn, DEVICES.c.id, sorted(ids), "varchar")).order_by(DEVICES.c.id))
-    rows = conn.execute(q.with_for_update() if lock else q)
+    rows = conn.execute(q.with_for_update())
     out = {}
     for r in rows:
         info = DeviceInfo(r.id, bytes.fromhex(r.secret_hex), r.status == DeviceStatus.ACTIVE, r.counter_id)
@@ -95,27 +95,8 @@ def load_devices(conn: Connection, ids: set[str], *, lock: bool = True) -> dict[
     return out
 
 
-@dataclass(slots=True)
-class Prepared:
-    """A batch classified ahead of its transaction, against the device facts seen then.
-
-    Preparing overlaps the CPU-bound half of ingest (parsing, MACs, schemas) with the database work of
-    the previous batch. It is only an optimisation: `apply` re-reads the devices under lock and
-    classifies again any message whose device changed (revoked, re-keyed, moved) in between.
-    """
-
-    batch: list[Incoming]
-    infos: dict[str, DeviceInfo] = field(default_factory=dict)
-    classified: list[Classified | None] = field(default_factory=list)
-
-
-def prepare(batch: list[Incoming], infos: dict[str, DeviceInfo], max_payload: int) -> Prepared:
-    """Classify `batch` against `infos` (no database access)."""
-    return Prepared(batch, infos, [classify(m, infos, max_payload) for m in batch])
-
-
 class BatchStore:
-    """Applies one batch inside the caller's transaction."""
+    """Applies one classified batch inside the caller's transaction."""
 
     def __init__(self, conn: Connection, rules: IngestRules) -> None:
         self.conn = conn
@@ -125,15 +106,11 @@ class BatchStore:
         self.secrets: dict[str, bytes] = {}
 
     def run(self, batch: list[Incoming]) -> list[Result]:
-        return self.apply(Prepared(batch))
-
-    def apply(self, prepared: Prepared) -> list[Result]:
-        batch = prepared.batch
-        topics = [_topic_device(m.topic) for m in batch]
-        devices = load_devices(self.conn, {d for d in topics if d})
+        ids = {d for d in (_topic_device(m.topic) for m in batch) if d}
+        devices = load_devices(self.conn, ids)
         infos = {k: v.info for k, v in devices.items()}
         self.secrets = {k: v.secret for k, v in infos.items() if v.active}
-        classified = self._reconcile(prepared, topics, infos)
+        classified = [classify(m, infos, self.rules.max_payload) for m in batch]
         results: list[Result | None] = [None] * len(batch)
         self._statuses(batch, classified, results, devices)
         self._rejections(batch, classified, results)
@@ -144,16 +121,6 @@ class BatchStore:
         self._save_duplicate_counts()
         assert all(r is not None for r in results), "every message must leave the batch with a fate"
         return results  # type: ignore[return-value]
-
-    def _reconcile(self, prepared: Prepared, topics: list[str | None],
-                   infos: dict[str, DeviceInfo]) -> list[Classified]:
-        """Prepared classifications, redone for messages whose device is not as it was then."""
-        done = prepared.classified or [None] * len(prepared.batch)
-        out: list[Classified] = []
-        for msg, dev, c in zip(prepared.batch, topics, done, strict=True):
-            stale = c is None or (dev is not None and prepared.infos.get(dev) != infos.get(dev))
-            out.append(classify(msg, infos, self.rules.max_payload) if stale else c)  # type: ignore[arg-type]
-        return out
 
     # --- statuses and rejections -------------------------------------------------------------
 
