@@ -1,6 +1,7 @@
 """bench/ingest: how fast signed events become durable, against what the broker can hand out.
 
-    python -m bench.ingest [--events 30000] [--devices 200] [--workers 1 2] [--rate 500] [--seconds 20] [--json]
+    python -m bench.ingest [--events 30000] [--devices 200] [--workers 1 2] [--repeat 3] [--rate 500]
+                           [--seconds 20] [--json]
 
 One private Mosquitto, one scratch PostgreSQL database, the publisher in its own process. Throughput
 is measured as a drain, so that the publisher's speed (one paho thread on the same two cores) does
@@ -10,6 +11,8 @@ its last (raw) or from its first commit to its last (ingest). For each worker co
   raw:     W bare paho subscriber processes (QoS 1, MQTT 5, shared subscription when W > 1) that
            only count messages: the ceiling a consumer of this broker can reach;
   ingest:  `motcua ingest --workers W`: verify, de-duplicate, time, attribute, commit, ack.
+Raw and ingest drains alternate, --repeat times each, and medians are reported: this machine's speed
+drifts by up to 2x over minutes, and alternating keeps that drift from favouring either side.
 Then latency: events published live at a fixed rate to one ingest worker; press-to-ack time (the ack
 leaves only after the commit, so this bounds press-to-commit from above), in percentiles.
 """
@@ -22,11 +25,13 @@ import multiprocessing
 import os
 import platform
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +42,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import func, select
 
-from motcua.localbroker import Mosquitto
+from motcua.localbroker import Mosquitto, free_port
 from server import registry, sessions
 from server.db.engine import make_engine, upgrade
 from server.db.models import EVENTS, DeviceKind
@@ -165,14 +170,16 @@ def raw_rate(port: int, keys: Path, workdir: Path, events: int, workers: int, ep
 
 
 def ingest_process(db_url: str, broker: Mosquitto, workers: int, workdir: Path,
-                   client_id: str) -> subprocess.Popen[bytes]:
+                   client_id: str, metrics_port: int | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "MOTCUA_MODE": "demo", "MOTCUA_DATABASE_URL": db_url, "MOTCUA_MQTT__URL": broker.url,
            "MOTCUA_MQTT__CLIENT_ID": client_id}
     if workers > 1:
         env["MOTCUA_MQTT__SHARED_GROUP"] = "bench"
     with (workdir / "ingest.log").open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "motcua", "ingest", "--workers", str(workers)], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        cmd = [sys.executable, "-m", "motcua", "ingest", "--workers", str(workers)]
+        if metrics_port:
+            cmd += ["--metrics-port", str(metrics_port)]
+        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -185,6 +192,19 @@ def stored(engine: Any, epoch: int) -> int:
         return int(conn.execute(select(func.count()).select_from(EVENTS).where(EVENTS.c.epoch == epoch)).scalar_one())
 
 
+def committed(ports: list[int]) -> int:
+    """Messages committed so far, from the workers' own metrics (cheaper than asking the database)."""
+    total = 0
+    for port in ports:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+        except OSError:
+            continue
+        total += sum(int(float(line.rsplit(" ", 1)[1])) for line in text.splitlines()
+                     if line.startswith("motcua_ingest_fates_total{"))
+    return total
+
+
 def ingest_rate(db_url: str, broker: Mosquitto, keys: Path, workdir: Path, events: int, workers: int,
                 epoch: int) -> float:
     client_id = f"bench-ingest-{epoch}"
@@ -192,24 +212,30 @@ def ingest_rate(db_url: str, broker: Mosquitto, keys: Path, workdir: Path, event
     time.sleep(SETTLE_S + 2 * workers)  # processes start, connect and subscribe
     stop(proc)
     publish(broker.port, keys, events, epoch, workdir)
-    engine = make_engine(db_url)
-    proc = ingest_process(db_url, broker, workers, workdir, client_id)
+    port = free_port()
+    ports = [port + i for i in range(workers)]
+    proc = ingest_process(db_url, broker, workers, workdir, client_id, metrics_port=port)
     try:
         deadline = time.monotonic() + 600
-        while stored(engine, epoch) == 0:
+        while committed(ports) == 0:
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise SystemExit(f"bench: ingest did not start; see {workdir / 'ingest.log'}")
             time.sleep(0.01)
         first = time.time()
-        while (n := stored(engine, epoch)) < events:
+        while (n := committed(ports)) < events:
             if time.monotonic() > deadline:
-                raise SystemExit(f"bench: ingest stored {n} of {events}; see {workdir / 'ingest.log'}")
-            time.sleep(0.02)
-        return events / (time.time() - first)
+                raise SystemExit(f"bench: ingest committed {n} of {events}; see {workdir / 'ingest.log'}")
+            time.sleep(0.05)
+        rate = events / (time.time() - first)
     finally:
         stop(proc)
-        engine.dispose()
         purge_sessions(broker.port, [client_id] if workers == 1 else [f"{client_id}-{i}" for i in range(workers)])
+    engine = make_engine(db_url)
+    n = stored(engine, epoch)
+    engine.dispose()
+    if n != events:
+        raise SystemExit(f"bench: {n} of {events} events stored; see {workdir / 'ingest.log'}")
+    return rate
 
 
 def latency(db_url: str, broker: Mosquitto, keys: Path, workdir: Path, rate: float, seconds: float,
@@ -229,7 +255,7 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def run(events: int, devices: int, workers: list[int], rate: float, seconds: float) -> dict[str, Any]:
+def run(events: int, devices: int, workers: list[int], repeat: int, rate: float, seconds: float) -> dict[str, Any]:
     why = reachable(PG_URL)
     if why:
         raise SystemExit(f"bench needs PostgreSQL: {why} (set MOTCUA_BENCH_PG_URL)")
@@ -239,21 +265,26 @@ def run(events: int, devices: int, workers: list[int], rate: float, seconds: flo
     out: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
                    f"PostgreSQL and Mosquitto on the same machine",
-        "events": events, "devices": devices, "throughput": [],
+        "events": events, "devices": devices, "repeat": repeat, "throughput": [],
     }
     try:
         with scratch_database(PG_URL, prefix="motcua_bench") as db_url:
             keys = setup_office(db_url, devices, workdir)
             epoch = 0
             for w in workers:
-                epoch += 1
-                log(f"raw paho subscribers x{w}: drain {events} events")
-                raw = raw_rate(broker.port, keys, workdir, events, w, epoch)
-                epoch += 1
-                log(f"ingest --workers {w}: drain {events} events")
-                ing = ingest_rate(db_url, broker, keys, workdir, events, w, epoch)
+                raws, ings = [], []
+                for attempt in range(1, repeat + 1):
+                    epoch += 1
+                    log(f"[{attempt}/{repeat}] raw paho subscribers x{w}: drain {events} events")
+                    raws.append(raw_rate(broker.port, keys, workdir, events, w, epoch))
+                    epoch += 1
+                    log(f"[{attempt}/{repeat}] ingest --workers {w}: drain {events} events")
+                    ings.append(ingest_rate(db_url, broker, keys, workdir, events, w, epoch))
+                raw, ing = statistics.median(raws), statistics.median(ings)
                 out["throughput"].append({"workers": w, "raw_events_per_s": round(raw),
-                                          "ingest_events_per_s": round(ing), "ratio": round(ing / raw, 2)})
+                                          "ingest_events_per_s": round(ing), "ratio": round(ing / raw, 2),
+                                          "raw_range": [round(min(raws)), round(max(raws))],
+                                          "ingest_range": [round(min(ings)), round(max(ings))]})
             epoch += 1
             log(f"latency: {int(rate * seconds)} events live at {rate:g} events/s, one worker")
             paced = latency(db_url, broker, keys, workdir, rate, seconds, epoch)
@@ -268,11 +299,18 @@ def run(events: int, devices: int, workers: list[int], rate: float, seconds: flo
 
 
 def table(r: dict[str, Any]) -> str:
-    lines = [r["machine"], f"{r['events']} signed events from {r['devices']} devices per run", "",
-             "workers   raw paho (events/s)   ingest (events/s)   ingest / raw"]
+    lines = [r["machine"], f"{r['events']} signed events from {r['devices']} devices per drain; medians of "
+             f"{r['repeat']} alternating drains (min-max)", "",
+             "workers   raw paho (events/s)        ingest (events/s)       ingest / raw"]
     for t in r["throughput"]:
-        lines.append(f"{t['workers']:>7}   {t['raw_events_per_s']:>19,}   {t['ingest_events_per_s']:>17,}   "
-                     f"{t['ratio']:>12.2f}")
+        raw = f"{t['raw_events_per_s']:,} ({t['raw_range'][0]:,}-{t['raw_range'][1]:,})"
+        ing = f"{t['ingest_events_per_s']:,} ({t['ingest_range'][0]:,}-{t['ingest_range'][1]:,})"
+        lines.append(f"{t['workers']:>7}   {raw:<24}   {ing:<22}   {t['ratio']:>5.2f}")
+    one = next((t for t in r["throughput"] if t["workers"] == 1), None)
+    for t in r["throughput"]:
+        if one and t["workers"] > 1:
+            lines.append(f"ingest --workers {t['workers']} / one raw subscriber: "
+                         f"{t['ingest_events_per_s'] / one['raw_events_per_s']:.2f}")
     lat = r["latency"]
     lines += ["", f"press-to-ack at {lat['rate']:g} events/s (achieved {lat['achieved_rate']}), one worker: "
                   f"p50 {lat['p50_ms']} ms, p90 {lat['p90_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms, "
@@ -285,11 +323,12 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=30_000)
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=3, help="alternating drains per configuration (median)")
     ap.add_argument("--rate", type=float, default=500.0)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = ap.parse_args()
-    result = run(args.events, args.devices, args.workers, args.rate, args.seconds)
+    result = run(args.events, args.devices, args.workers, args.repeat, args.rate, args.seconds)
     print(json.dumps(result) if args.json else table(result))
 
 

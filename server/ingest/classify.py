@@ -46,6 +46,7 @@ class Rejected:
 class VerifiedEvent:
     device: DeviceInfo
     event: RatingEvent | IncidentEvent
+    body: dict[str, Any]  # the body as parsed (validated through `event`), stored as sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,7 @@ def classify(msg: Incoming, devices: dict[str, DeviceInfo], max_payload: int) ->
         return Rejected(Reason.TOPIC_MISMATCH, detail, device.id, ep, seq, ackable)
     if where.kind is TopicKind.HEARTBEAT:
         return VerifiedHeartbeat(device, beat)
-    return VerifiedEvent(device, event)
+    return VerifiedEvent(device, event, doc["body"])
 
 
 def _status(device_id: str, payload: bytes) -> Status:

@@ -278,7 +278,7 @@ class BatchStore:
             "levels": e.body.levels if isinstance(e, RatingEvent) else None,
             "txn_key": self._txn_key(c.device.counter_id, at, txn) if (txn and problem is None) else None,
             "misuse": False, "txn_duplicate": False,
-            "body": e.body.model_dump(exclude_none=True), "payload": msg.payload,
+            "body": c.body, "payload": msg.payload,
             "_problem": problem, "_detail": detail, "_topic": msg.topic,
         }
 
@@ -297,7 +297,7 @@ class BatchStore:
         row.update(official_id=span.official_id, session_id=span.id, status=EventStatus.ACCEPTED)
 
     def _insert(self, rows: list[dict[str, Any]]) -> dict[tuple[str, int, int], int]:
-        return insert_events(self.conn, [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+        return insert_events(self.conn, rows)  # extra "_" keys of the rows are ignored there
 
     def _classify_conflicts(self, batch: list[Incoming], rows: dict[tuple[str, int, int], dict[str, Any]],
                             firsts: dict[tuple[str, int, int], int], inserted: dict[tuple[str, int, int], int],
