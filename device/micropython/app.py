@@ -7,10 +7,9 @@ import struct
 import sys
 import time
 
-import config
+import wire
 
 gc.collect()  # between imports: each compile leaves garbage that would fragment the heap
-import wire
 
 gc.collect()
 from signing import Signer, key_from_hex
@@ -45,6 +44,7 @@ GC_SLACK = 6 * 1024
 # for the outbox counter (an SSD1306 frame is ~25 ms of I2C).
 UI_REFRESH_MS = 1000
 
+FW_VERSION = "1.0.0"
 STATUS_OFFLINE = b'{"online":false}'
 INCIDENT_KINDS = ("complaint",)
 
@@ -151,7 +151,7 @@ class App:
         self._gc_at = self._base_alloc + GC_SLACK
         b.wdt_start(cfg["wdt_ms"])
         b.log("motcua %s: device %s epoch %d, %d event(s) waiting, %d lost at recovery" % (
-            config.FW_VERSION, self.dev, self.ep, pending, self.outbox.lost))
+            FW_VERSION, self.dev, self.ep, pending, self.outbox.lost))
         b.emit("boot", ep=self.ep, pending=pending, lost=self.outbox.lost, heap=self._base_alloc,
                levels=self.buttons.levels, cfg_rev=self.cfg_rev)
 
@@ -279,7 +279,7 @@ class App:
         self._backoff = cfg["backoff_min_ms"]
         self.stats["connects"] += 1
         # docs/protocol.md §2: retained availability; the will (set in CONNECT) replaces it on loss.
-        online = '{"online":true,"ep":%d,"fw":%s}' % (self.ep, wire.jstr(config.FW_VERSION))
+        online = '{"online":true,"ep":%d,"fw":%s}' % (self.ep, wire.jstr(FW_VERSION))
         mq.publish(self.t_status, online.encode(), now, qos=1, retain=True)
         mq.subscribe((self.t_ack, self.t_cfg))  # clean session: subscribe again on every connect
         self._hb_next = now  # §4: a heartbeat at every (re)connect
@@ -322,7 +322,7 @@ class App:
 
     def _heartbeat(self, now, up):
         synced = self.offset is not None
-        body = wire.heartbeat_body(config.FW_VERSION, self.outbox.pending, synced, gc.mem_free(),
+        body = wire.heartbeat_body(FW_VERSION, self.outbox.pending, synced, gc.mem_free(),
                                    self.dropped, self.board.rssi())
         signed = wire.envelope(self.dev, self.ep, self.seq, up, up + self.offset if synced else None,
                                "heartbeat", body)
@@ -494,12 +494,16 @@ def _mkdir(path):
 def main():
     """Entry point (main.py): configuration, board, boot, run; reset on anything unexpected."""
     import board
+    import config
 
     try:
         cfg = config.load()
     except config.ConfigError as e:
         board.Board(config.DEFAULTS).fatal("configuration: %s" % e)
         return
+    del sys.modules["config"]  # validated and copied: its code would only hold RAM
+    del config
+    gc.collect()
     b = board.Board(cfg)
     gc.collect()
     app = App(cfg, b)

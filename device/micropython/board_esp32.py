@@ -28,6 +28,8 @@ class Board:
             self._pwm = machine.PWM(machine.Pin(cfg["buzzer_pin"]), freq=BEEP_HZ, duty_u16=0)
         # Timer 0: button debounce; timer 1: end of a beep. Both one-shot, re-armed as needed.
         self._debounce = machine.Timer(0)
+        self._armed = False
+        self._due = 0
         self._beep = machine.Timer(1)
         self._wlan = network.WLAN(network.STA_IF)
         self._wdt = None
@@ -58,18 +60,28 @@ class Board:
         buttons = self._buttons
 
         def on_edge(_pin):
-            buttons.edge(i, time.ticks_ms())
-            self._arm(buttons.debounce_ms)
+            now = time.ticks_ms()
+            buttons.edge(i, now)
+            self._arm(now, buttons.debounce_ms)
 
         return on_edge
 
-    def _arm(self, ms):
+    def _arm(self, now, ms):
+        # One timer serves all buttons: an edge may bring it forward, never push it back (that
+        # would delay a button already waiting to settle, and its feedback with it).
+        due = time.ticks_add(now, ms)
+        if self._armed and time.ticks_diff(due, self._due) >= 0:
+            return
+        self._armed = True
+        self._due = due
         self._debounce.init(mode=machine.Timer.ONE_SHOT, period=ms, callback=self._settle_cb)
 
     def _on_settle(self, _t):
-        wait = self._buttons.settle(time.ticks_ms(), self._pressed)
+        self._armed = False
+        now = time.ticks_ms()
+        wait = self._buttons.settle(now, self._pressed)
         if wait >= 0:
-            self._arm(wait + 1)
+            self._arm(now, wait + 1)
 
     def _pressed(self, i):
         return self._pins[i].value() == 0

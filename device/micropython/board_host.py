@@ -31,6 +31,7 @@ class Board:
         self._buttons = None
         self._level = None
         self._events = []  # (due tick, button index, level): scheduled pin changes, few at a time
+        self._pending_down = []  # (tick, button index): when the finger goes down, for the latency
         self._timer_at = None  # the one-shot debounce timer, as on the ESP32
         self._down_at = None  # tick of each button's latest press command, for the latency report
         self._burst_left = 0
@@ -71,7 +72,11 @@ class Board:
         # What the ESP32's pin interrupt does: note the edge, (re)arm the debounce timer.
         self._level[i] = level
         self._buttons.edge(i, now)
-        self._timer_at = time.ticks_add(now, self._buttons.debounce_ms)
+        due = time.ticks_add(now, self._buttons.debounce_ms)
+        # One timer serves all buttons: an edge may bring it forward, never push it back (that
+        # would delay a button already waiting to settle).
+        if self._timer_at is None or time.ticks_diff(due, self._timer_at) < 0:
+            self._timer_at = due
 
     def feedback(self, i, flagged):
         now = time.ticks_ms()
@@ -81,14 +86,24 @@ class Board:
         self.emit("led", on=0)
 
     def _schedule(self, i, pattern, now):
-        self._down_at[i] = now
+        # A finger cannot press a button that is still held: a press of a button with changes
+        # still pending starts after its release has settled.
+        start = now
+        for at, j, _level in self._events:
+            if j == i and time.ticks_diff(at, start) >= 0:
+                start = time.ticks_add(at, 2 * self._buttons.debounce_ms)
+        self._pending_down.append((start, i))
         for off, level in pattern:
-            self._events.append((time.ticks_add(now, off), i, level))
+            self._events.append((time.ticks_add(start, off), i, level))
 
     # ---- the control pipe and the emulated interrupt/timer ----
 
     def poll(self, now):
         """Deliver due pin changes and timer expiry, run due burst presses, read commands."""
+        if self._pending_down:
+            for e in [e for e in self._pending_down if time.ticks_diff(now, e[0]) >= 0]:
+                self._pending_down.remove(e)
+                self._down_at[e[1]] = e[0]
         if self._events:
             due = [e for e in self._events if time.ticks_diff(now, e[0]) >= 0]
             for e in due:

@@ -8,8 +8,6 @@
 # arrives (and is then remembered on flash).
 import gc
 
-FW_VERSION = "1.0.0"
-
 DEFAULTS = {
     # identity (from provisioning; no usable default)
     "device_id": None,

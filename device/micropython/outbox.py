@@ -348,7 +348,8 @@ class Outbox:
                     self.pending -= 1
                     self.lost += 1
                 slot += 1
-            self._cur_num, self._cur_slot = num + 1, 0
+            # The cursor stays at the end of this segment: it may still grow (the newest one does).
+            self._cur_num, self._cur_slot = num, slot
         return None
 
     def _read(self, num, slot):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.firmware.micropython import FIRMWARE_DIR, MP_TESTS_DIR, run_mp
+from tests.firmware.runtime import FIRMWARE_DIR, MP_TESTS_DIR, run_mp
 
 
 def _cases() -> list[tuple[str, str]]:

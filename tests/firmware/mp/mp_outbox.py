@@ -277,3 +277,13 @@ def test_crc_fallback_is_the_same_crc():
     for data in (b"", b"a", b"123456789", bytes(range(256))):
         assert crc32_py(data) == crc32(data)
     assert crc32_py(b"123456789") == 0xCBF43926  # the CRC-32 check value
+
+
+def test_records_appended_after_the_cursor_reached_the_end_are_sent():
+    ob = _fresh("grow", seg_slots=4, max_segments=8)
+    _fill(ob, 1)
+    assert ob.next_unsent()[5] == 1 and ob.next_unsent() is None
+    _fill(ob, 1, first=2)  # the same segment grows behind the cursor
+    assert ob.next_unsent()[5] == 2
+    _fill(ob, 4, first=3)  # and a new segment starts
+    assert [r[5] for r in _drain(ob)] == [3, 4, 5, 6]
