@@ -101,7 +101,8 @@ def render_config_local(
         raise ValueError(f"mqtt_port must be 1..65535, got {mqtt_port!r}")
     unknown = sorted(set(extra) - set(FIRMWARE_OPTIONS))
     if unknown:
-        raise ValueError(f"unknown firmware option(s): {', '.join(unknown)} (see device/micropython/config.py)")
+        raise ValueError(
+            f"unknown firmware option(s): {', '.join(unknown)} (see device/micropython/config.py)")
     options: dict[str, Any] = {
         "device_id": device_id,
         "secret_hex": secret_hex,

@@ -64,6 +64,7 @@ class Board:
         self._buttons = buttons
         self._level = bytearray(buttons.n)
         self._down_at = [0] * buttons.n
+        self._free_at = [time.ticks_ms()] * buttons.n
 
     def _pressed(self, i):
         return self._level[i] == 1
@@ -86,15 +87,16 @@ class Board:
         self.emit("led", on=0)
 
     def _schedule(self, i, pattern, now):
-        # A finger cannot press a button that is still held: a press of a button with changes
-        # still pending starts after its release has settled.
+        # A finger cannot press a button that is still held, and a release followed by a press
+        # within the debounce time is contact bounce, not two presses: a new press of a button
+        # starts once its previous one has settled.
         start = now
-        for at, j, _level in self._events:
-            if j == i and time.ticks_diff(at, start) >= 0:
-                start = time.ticks_add(at, 2 * self._buttons.debounce_ms)
+        if time.ticks_diff(self._free_at[i], start) > 0:
+            start = self._free_at[i]
         self._pending_down.append((start, i))
         for off, level in pattern:
             self._events.append((time.ticks_add(start, off), i, level))
+        self._free_at[i] = time.ticks_add(start, pattern[-1][0] + 2 * self._buttons.debounce_ms)
 
     # ---- the control pipe and the emulated interrupt/timer ----
 

@@ -46,7 +46,7 @@ class AckHarness:
                                   protocol=mqtt.MQTTv311)
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(min_delay=0.1, max_delay=0.5)
+        self.client.reconnect_delay_set(min_delay=1, max_delay=1)
         self.host, self.port = host, port
         self.connected = threading.Event()
 
@@ -58,8 +58,8 @@ class AckHarness:
         return self
 
     def stop(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
     def __enter__(self) -> AckHarness:
         return self
@@ -79,17 +79,18 @@ class AckHarness:
         if len(parts) != 5:
             return
         dev, kind = parts[3], parts[4]
+        payload = bytes(msg.payload)
         if kind == "status":
             with self._lock:
-                self.status[dev] = json.loads(msg.payload) if msg.payload else {}
+                self.status[dev] = json.loads(payload) if payload else {}
                 self._lock.notify_all()
             return
         secret = self.secrets.get(dev)
         try:
             if secret is None:
                 raise ProtocolError("unknown_device", dev)
-            doc = parse_json_strict(msg.payload)
-            verify_payload(secret, msg.payload)
+            doc = parse_json_strict(payload)
+            verify_payload(secret, payload)
             model = validate_heartbeat(doc) if kind == "hb" else validate_event(doc)
             if model.dev != dev:
                 raise ProtocolError("topic_mismatch", f"{model.dev} on {dev}'s topic")
@@ -107,10 +108,10 @@ class AckHarness:
         with self._lock:
             old = self.stored.get(key)
             if old is None:
-                self.stored[key] = bytes(msg.payload)  # "commit" first ...
+                self.stored[key] = bytes(payload)  # "commit" first ...
                 self.docs[key] = doc
                 code = "ok"
-            elif old == msg.payload:
+            elif old == payload:
                 code = "dup"
             else:
                 self.conflicts.append(key)

@@ -13,6 +13,7 @@ both. kill() is a power cut (SIGKILL: no DISCONNECT, no flush, the broker publis
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -120,10 +121,8 @@ class FirmwareProcess:
             return
         self.send("quit")
         assert self.proc is not None
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
         self.kill()
 
     def __enter__(self) -> FirmwareProcess:
@@ -170,6 +169,18 @@ class FirmwareProcess:
         n = self.count("status")
         self.send("status")
         return self.wait_for("status", timeout=timeout, after=n)
+
+    def wait_drained(self, timeout: float = 15) -> Event:
+        """Poll the status until the outbox is empty (every event acked end to end); returns it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.status()
+            if st["pending"] == 0:
+                return st
+            if time.monotonic() > deadline:
+                raise FirmwareError(f"outbox still holds {st['pending']} event(s) after {timeout}s"
+                                    f"{self._tail()}")
+            time.sleep(0.1)
 
     # ---- output ----
 
