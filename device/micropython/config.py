@@ -123,7 +123,7 @@ def validate(cfg):
     if not isinstance(pins, (tuple, list)) or not 3 <= len(pins) <= 10:
         raise ConfigError("button_pins must list 3 to 10 pins (5 for the standard box)")
     _int(cfg, "levels", 2, len(pins))
-    for name, lo in (("ntp_resync_s", 10), ("thanks_ms", 0), ("hb_s", 1), ("debounce_ms", 1),
+    for name, lo in (("ntp_resync_s", 1), ("thanks_ms", 0), ("hb_s", 1), ("debounce_ms", 1),
                      ("keepalive_s", 1), ("resend_ms", 100), ("resend_max_ms", 100),
                      ("backoff_min_ms", 10), ("backoff_max_ms", 10), ("auth_backoff_ms", 10),
                      ("window", 1), ("wdt_ms", 1000), ("seg_slots", 8), ("max_segments", 2)):

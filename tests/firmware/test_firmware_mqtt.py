@@ -14,6 +14,7 @@ import pytest
 from tests.firmware.ack_harness import AckHarness, Key
 from tests.firmware.conftest import DEVICE, BoxFactory
 from tests.firmware.firmware_process import FirmwareProcess
+from tests.firmware.sntp_server import SntpServer
 from tests.firmware.tcp_proxy import CuttableProxy
 from tests.utils.services import Mosquitto
 
@@ -283,3 +284,29 @@ def test_config_is_verified_applied_persisted_and_shown(harness: AckHarness, mak
     assert fw.boots[-1]["cfg_rev"] == 3 and fw.boots[-1]["levels"] == 5
     fw.wait_for("display", after=len(fw.of("display")) - 1,
                 where=lambda e: "Nguyen Thi Lan" in e["lines"] and "offline" in e["lines"][7])
+
+
+@pytest.mark.slow
+def test_events_carry_uptime_until_ntp_answers_then_wall_time(harness: AckHarness,
+                                                              make_box: BoxFactory) -> None:
+    ntp = SntpServer(offset_s=3600)
+    try:
+        ntp.answering = False
+        fw = make_box(ntp_host="127.0.0.1", ntp_port=ntp.port, ntp_resync_s=2, hb_s=1).start()
+        fw.wait_for("online")
+        unsynced = fw.press(1)
+        ntp.answering = True
+        fw.wait_for("clock", timeout=15)
+        synced = fw.press(4)
+        harness.wait_stored(_keys([unsynced, synced]))
+        assert "ts" not in harness.docs[(DEVICE, *unsynced)]
+        ts = harness.docs[(DEVICE, *synced)]["ts"]
+        assert abs(ts - ntp.now_ms()) < 2000  # the server's clock (an hour off this machine's)
+        harness.wait_until(lambda: any(h["body"]["clock"] == "synced" and "ts" in h
+                                       for h in harness.heartbeats), what="a synced heartbeat")
+        n = ntp.requests
+        time.sleep(2.5)
+        assert ntp.requests > n  # periodic re-sync
+        assert fw.status()["ntp"] >= 2
+    finally:
+        ntp.close()
