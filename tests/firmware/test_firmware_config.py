@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,6 +16,8 @@ from device.firmware_config import FIRMWARE_OPTIONS, render_config_local
 from tests.firmware.runtime import FIRMWARE_DIR, run_mp
 
 SECRET = "ab" * 32
+BASE: dict[str, Any] = {
+    "device_id": "esp32-0a1b2c", "secret_hex": SECRET, "mqtt_host": "h", "mqtt_port": 1883}
 _DUMP = (
     "import sys, json\n"
     "sys.path[:0] = ['', {fw!r}]\n"
@@ -51,7 +54,8 @@ def test_options_match_the_firmware_defaults() -> None:
 def test_rendered_file_changes_exactly_the_given_options_under_micropython(tmp_path: Path) -> None:
     text = render_config_local(
         device_id="esp32-0a1b2c", secret_hex=SECRET, mqtt_host="10.0.0.5", mqtt_port=8883,
-        mqtt_user="esp32-0a1b2c", mqtt_password="p'w\"d\\x", wifi_ssid="Phòng một cửa", wifi_password="s3cret",
+        mqtt_user="esp32-0a1b2c", mqtt_password="p'w\"d\\x", wifi_ssid="Phòng một cửa",
+        wifi_password="s3cret",
         ntp_host="vn.pool.ntp.org", display=True, button_pins=[32, 33, 25], levels=3, complaint_pin=None,
     )
     cfg = _effective(tmp_path, text)
@@ -59,14 +63,14 @@ def test_rendered_file_changes_exactly_the_given_options_under_micropython(tmp_p
     expected = {k: (list(v) if isinstance(v, tuple) else v) for k, v in _firmware_defaults().items()}
     expected.update(device_id="esp32-0a1b2c", secret_hex=SECRET, mqtt_host="10.0.0.5", mqtt_port=8883,
                     mqtt_user="esp32-0a1b2c", mqtt_password="p'w\"d\\x", wifi_ssid="Phòng một cửa",
-                    wifi_password="s3cret", ntp_host="vn.pool.ntp.org", display=True, button_pins=[32, 33, 25],
-                    levels=3, complaint_pin=None)
+                    wifi_password="s3cret", ntp_host="vn.pool.ntp.org", display=True,
+                    button_pins=[32, 33, 25], levels=3, complaint_pin=None)
     assert cfg == expected
     assert "secret" in text.splitlines()[2]  # the file warns that it holds the device secret
 
 
 def test_empty_ntp_host_switches_ntp_off_and_none_keeps_the_default(tmp_path: Path) -> None:
-    base = {"device_id": "esp32-0a1b2c", "secret_hex": SECRET, "mqtt_host": "h", "mqtt_port": 1883}
+    base = dict(BASE)
     off = _effective(tmp_path, render_config_local(**base, ntp_host=""))
     assert isinstance(off, dict) and off["ntp_host"] is None
     default = _effective(tmp_path, render_config_local(**base))
@@ -74,7 +78,7 @@ def test_empty_ntp_host_switches_ntp_off_and_none_keeps_the_default(tmp_path: Pa
 
 
 def test_firmware_refuses_to_boot_on_values_it_cannot_use(tmp_path: Path) -> None:
-    base = {"device_id": "esp32-0a1b2c", "secret_hex": SECRET, "mqtt_host": "h", "mqtt_port": 1883}
+    base = dict(BASE)
     assert _effective(tmp_path, render_config_local(**base, levels=6)) == (
         "ConfigError: levels must be an integer >= 2 and <= 5, got 6")
     (tmp_path / "config_local.py").write_text(render_config_local(**base) + "colour = 'red'\n")
@@ -95,10 +99,10 @@ def test_firmware_refuses_to_boot_on_values_it_cannot_use(tmp_path: Path) -> Non
     ({"wifi_ssid": "a\nb"}, "control character"),
 ])
 def test_bad_input_is_a_clear_error(kwargs: dict[str, object], message: str) -> None:
-    args: dict[str, object] = {"device_id": "esp32-0a1b2c", "secret_hex": SECRET, "mqtt_host": "h",
+    args: dict[str, Any] = {"device_id": "esp32-0a1b2c", "secret_hex": SECRET, "mqtt_host": "h",
                                "mqtt_port": 1883, **kwargs}
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        render_config_local(**args)  # type: ignore[arg-type]
+        render_config_local(**args)
 
 
 def test_committed_example_is_valid_for_the_firmware(tmp_path: Path) -> None:

@@ -20,7 +20,8 @@ def test_screen_shows_counter_official_and_link_state():
     assert rows[7] == "online"
     assert display.screen(CFG, False, 12, False)[7] == "offline  q:12"
     assert "Xin cam on!" in display.screen(CFG, True, 0, True)[3]
-    assert display.screen({"counter": CFG["counter"], "official": None}, True, 0, False)[3] == "Chua co can bo"
+    nobody = {"counter": CFG["counter"], "official": None}
+    assert display.screen(nobody, True, 0, False)[3] == "Chua co can bo"
     assert display.screen(None, False, 0, False)[3] == "Dang cho cau"
 
 
