@@ -71,7 +71,8 @@ def main() -> None:
     print(f"  bare HMAC-SHA256 (baseline)   {m['hmac_us']:8.1f} us")
     print(f"  encode + sign                 {m['encode_sign_us']:8.1f} us")
     print(f"  enqueue (flash append)        {m['enqueue_us']:8.1f} us")
-    print(f"  sign + enqueue per press      {m['sign_enqueue_us']:8.1f} us  ({m['ratio']:.1f}x the bare HMAC)")
+    print(f"  sign + enqueue per press      {m['sign_enqueue_us']:8.1f} us  "
+          f"({m['ratio']:.1f}x the bare HMAC)")
     if args.soak:
         s = soak(args.soak)
         print(f"soak: {s['presses']} presses end to end in {s['seconds']} s")
