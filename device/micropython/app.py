@@ -382,7 +382,6 @@ class App:
             self._resend_ms = self.cfg["resend_ms"]
             self._progress_at = time.ticks_ms()
             self._ui_dirty = self._ui_dirty or self.display is not None
-        self.board.emit("ack", n=n, pending=self.outbox.pending)
 
     def _on_config(self, payload, persist=True):
         if not len(payload):
