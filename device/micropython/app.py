@@ -118,7 +118,14 @@ class App:
         self.ep = max(ep, self.outbox.max_ep) + 1
         self.dropped = dropped
         self._account()
-        self._save_state()
+        try:
+            self._save_state()
+        except OSError:
+            # Flash full: the epoch must be on flash before any event (§3), so make room by the
+            # overflow policy and try once more; failing again, the reset in main() retries.
+            self.outbox.drop_oldest()
+            self._account()
+            self._save_state()
         self._cfg_slots = Slots(d + "/config")
         raw = self._cfg_slots.load()
         self.buttons = Buttons(len(cfg["button_pins"]), cfg["complaint_pin"] is not None, b.feedback,
@@ -157,6 +164,13 @@ class App:
 
     def _save_state(self):
         self._state.save(struct.pack(">II", self.ep, self.dropped))
+
+    def _save_counters(self):
+        # After boot only the drop counter changes: losing this write loses a count, not an event.
+        try:
+            self._save_state()
+        except OSError as e:
+            self.board.log("state not saved: %r" % e)
 
     def _account(self):
         # Fold the outbox's overflow drops and damaged records into the persisted `dropped` (§4).
@@ -208,10 +222,10 @@ class App:
             except OSError as e:
                 self.dropped += 1
                 self.board.log("press %d/%d lost: flash refused it twice (%r)" % (self.ep, self.seq, e))
-                self._save_state()
+                self._save_counters()
                 continue
             if self._account():
-                self._save_state()
+                self._save_counters()
             self.board.emit("evt", ep=self.ep, seq=self.seq, typ=typ, v=a, flag=flagged)
             self._ui_dirty = True
 

@@ -243,6 +243,13 @@ class Outbox:
         self._c += 1
         return p
 
+    def drop_oldest(self):
+        """Apply the overflow policy once (the caller needs flash space); False if nothing to drop."""
+        if not self._c:
+            return False
+        self._drop_oldest()
+        return True
+
     def _drop_oldest(self):
         p = self._h
         self.dropped += self._live[p]

@@ -287,3 +287,11 @@ def test_records_appended_after_the_cursor_reached_the_end_are_sent():
     assert ob.next_unsent()[5] == 2
     _fill(ob, 4, first=3)  # and a new segment starts
     assert [r[5] for r in _drain(ob)] == [3, 4, 5, 6]
+
+
+def test_drop_oldest_on_demand_is_counted():
+    ob = _fresh("dd", seg_slots=4, max_segments=8)
+    assert not ob.drop_oldest()
+    _fill(ob, 6)
+    assert ob.drop_oldest() and ob.dropped == 4 and ob.pending == 2
+    assert [r[5] for r in _drain(ob)] == [5, 6]
