@@ -55,6 +55,7 @@ def test_presses_are_signed_stored_once_and_cleared_from_the_outbox(harness: Ack
     assert len(fb) == 7 and max(e["lat"] for e in fb) < 100  # feedback within 100 ms of the press
     st = fw.status()
     assert (st["pending"], st["segments"], st["dropped"], st["overflow"]) == (0, 0, 0, 0)
+    assert st["pubacks"] >= 8  # 7 events and the retained status, each at QoS 1 with its PUBACK
     # heartbeat at connect, verified by the harness; retained status carries the epoch
     harness.wait_until(lambda: bool(harness.heartbeats))
     hb = harness.heartbeats[0]
@@ -112,6 +113,9 @@ def test_broker_killed_and_restarted_mid_run(mosquitto: Mosquitto, harness: AckH
     harness.wait_stored(_keys(after))
     assert [s for _e, s in before + during + after] == list(range(1, 9))
     assert fw.wait_drained()["connects"] >= 2
+    # the subscriptions were renewed on the new broker: acks flowed above, and a config arrives
+    harness.publish_config(DEVICE, rev=2, levels=3)
+    fw.wait_for("cfg", where=lambda e: e["rev"] == 2)
     _assert_exactly_once(harness, fw)
 
 
