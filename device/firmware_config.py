@@ -46,6 +46,7 @@ FIRMWARE_OPTIONS: dict[str, tuple[type, ...]] = {
     "backoff_min_ms": (int,),
     "backoff_max_ms": (int,),
     "auth_backoff_ms": (int,),
+    "wifi_retry_ms": (int,),
     "window": (int,),
     "wdt_ms": (int,),
     "data_dir": (str,),

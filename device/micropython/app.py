@@ -36,7 +36,6 @@ LOOP_MS = 20
 MAX_EVENT_BYTES = 256
 NTP_TIMEOUT_MS = 3000  # an SNTP reply later than this is not waited for
 NTP_RETRY_MS = 60000  # after a failed sync; capped by ntp_resync_s
-WIFI_RETRY_MS = 10000  # association takes 2-8 s: restarting it sooner only delays it
 # Bytes allocated between garbage collections. Small keeps the heap's peak close to what is live
 # (the 48 KB budget of issue 3); each collection costs ~1-3 ms on an ESP32.
 GC_SLACK = 6 * 1024
@@ -147,6 +146,7 @@ class App:
 
             self.sntp = sntp.Sntp()
         self._backoff = cfg["backoff_min_ms"]
+        self._wifi_wait = cfg["wifi_retry_ms"]
         self._resend_ms = cfg["resend_ms"]
         now = time.ticks_ms()
         self._mq_next = self._wifi_next = self._ntp_next = self._hb_next = self._progress_at = now
@@ -238,8 +238,11 @@ class App:
                 self._fail(now, "Wi-Fi lost")
             if time.ticks_diff(now, self._wifi_next) >= 0:
                 b.wifi_start()
-                self._wifi_next = time.ticks_add(now, WIFI_RETRY_MS)
+                self._wifi_next = time.ticks_add(now, _jitter(self._wifi_wait))
+                self._wifi_wait = min(self._wifi_wait * 2, max(self.cfg["backoff_max_ms"],
+                                                               self.cfg["wifi_retry_ms"]))
             return False
+        self._wifi_wait = self.cfg["wifi_retry_ms"]
         if self.sntp is not None:
             self._clock(now, up)
         if not mq.is_open:

@@ -183,7 +183,7 @@ class Board:
     # ---- network, watchdog, display ----
 
     def wifi_start(self):
-        pass  # the PC is on the network already
+        self.emit("wifi_start")  # the PC is on the network already: only say when it was asked
 
     def wifi_up(self):
         return self._wifi

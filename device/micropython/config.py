@@ -45,6 +45,8 @@ DEFAULTS = {
     "backoff_min_ms": 1000,  # reconnect delay after the first failure ...
     "backoff_max_ms": 60000,  # ... doubling (with jitter) up to this
     "auth_backoff_ms": 300000,  # after the broker refuses our credentials: slow, but never give up
+    # Wi-Fi association takes 2-8 s: restarting it sooner only delays it; doubles up to backoff_max_ms
+    "wifi_retry_ms": 10000,
     "window": 32,  # events sent and not yet acked end to end, at most
     "wdt_ms": 30000,  # watchdog; must exceed the longest blocking call (a DNS lookup)
     # flash
@@ -125,7 +127,7 @@ def validate(cfg):
     _int(cfg, "levels", 2, len(pins))
     for name, lo in (("ntp_resync_s", 1), ("thanks_ms", 0), ("hb_s", 1), ("debounce_ms", 1),
                      ("keepalive_s", 1), ("resend_ms", 100), ("resend_max_ms", 100),
-                     ("backoff_min_ms", 10), ("backoff_max_ms", 10), ("auth_backoff_ms", 10),
+                     ("backoff_min_ms", 10), ("backoff_max_ms", 10), ("auth_backoff_ms", 10), ("wifi_retry_ms", 10),
                      ("window", 1), ("wdt_ms", 1000), ("seg_slots", 8), ("max_segments", 2)):
         _int(cfg, name, lo)
     if cfg["seg_slots"] > 1000:

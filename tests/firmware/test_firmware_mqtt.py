@@ -201,12 +201,16 @@ def test_network_cut_silently_for_a_long_time(mosquitto: Mosquitto, harness: Ack
 
 def test_wifi_loss_closes_the_link_and_its_return_reopens_it(harness: AckHarness,
                                                               make_box: BoxFactory) -> None:
-    fw = make_box().start()
+    fw = make_box(wifi_retry_ms=100, backoff_max_ms=800).start()
     fw.wait_for("online")
     fw.net(False)
     fw.wait_for("offline", where=lambda e: "Wi-Fi" in e["why"])
     harness.wait_until(lambda: harness.status.get(DEVICE) == {"online": False}, what="last will")
     pair = fw.press(1)
+    t0 = time.monotonic()
+    fw.wait_for("wifi_start", after=4, timeout=5)  # association retried with backoff ...
+    took = time.monotonic() - t0
+    assert 100 * 0.75 * 7 / 1000 <= took <= 3  # ~ 0 + 100 + 200 + 400 (+/- 25 % jitter) + 800 cap
     fw.net(True)
     fw.wait_for("online", after=1)
     harness.wait_stored(_keys([pair]))
