@@ -42,6 +42,8 @@ GC_SLACK = 6 * 1024
 # The display is redrawn at once for the thank-you state and link changes, and at most this often
 # for the outbox counter (an SSD1306 frame is ~25 ms of I2C).
 UI_REFRESH_MS = 1000
+# The LED lit by a press stays on for the thank-you time, and at least this long when that is 0.
+LED_MIN_MS = 500
 
 FW_VERSION = "1.0.0"
 STATUS_OFFLINE = b'{"online":false}'
@@ -93,6 +95,7 @@ class App:
                       "ntp": 0}
         self.display = None
         self._thanks = False
+        self._lit = False
         self._ui_dirty = True
         self._ui_at = 0
         self._online_shown = None
@@ -427,12 +430,16 @@ class App:
     # ---- display, memory, commands ----
 
     def _ui(self, now):
-        th = self.buttons.in_thanks(now)
+        bt = self.buttons
+        th = bt.in_thanks(now)
         if th != self._thanks:
             self._thanks = th
             self._ui_dirty = True
-            if not th:
-                self.board.thanks_over()
+        lit = bt.last_press is not None and time.ticks_diff(now, bt.last_press) < max(bt.thanks_ms,
+                                                                                       LED_MIN_MS)
+        if self._lit and not lit:
+            self.board.thanks_over()  # the feedback LED, lit in the interrupt, goes off here
+        self._lit = lit
         online = self.mq.connected
         if online != self._online_shown:
             self._online_shown = online

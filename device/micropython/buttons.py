@@ -36,6 +36,7 @@ class Buttons:
         self._qh = 0
         self._qt = 0
         self._last_rating = None  # tick of the latest accepted rating: the thank-you state's start
+        self.last_press = None  # tick of the latest accepted press of any button (the LED's clock)
         self.overflow = 0  # accepted presses lost because the ring was full
         self.ignored = 0  # presses of buttons outside the configured scale
 
@@ -66,6 +67,7 @@ class Buttons:
         return self._last_rating is not None and time.ticks_diff(now, self._last_rating) < self.thanks_ms
 
     def _accept(self, i, now):
+        self.last_press = now
         flagged = 0
         if i != self.complaint:
             if i >= self.levels:

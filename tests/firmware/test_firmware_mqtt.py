@@ -53,6 +53,7 @@ def test_presses_are_signed_stored_once_and_cleared_from_the_outbox(harness: Ack
     assert ups == sorted(ups)
     fb = fw.of("fb")
     assert len(fb) == 7 and max(e["lat"] for e in fb) < 100  # feedback within 100 ms of the press
+    fw.wait_for("led")  # and the LED goes off again, even with no thank-you time
     st = fw.status()
     assert (st["pending"], st["segments"], st["dropped"], st["overflow"]) == (0, 0, 0, 0)
     assert st["pubacks"] >= 8  # 7 events and the retained status, each at QoS 1 with its PUBACK
