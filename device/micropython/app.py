@@ -257,12 +257,14 @@ class App:
                 self._fail(now, e)
                 return False
         try:
-            was = mq.connected
+            was, was_sub = mq.connected, mq.subscribed
             mq.poll(now)
             if not mq.connected:
                 return False
             if not was:
                 self._on_connect(now, up)
+            if mq.subscribed and not was_sub:
+                self.board.emit("subscribed")  # acks and configs can reach us from now on
             busy = self._pump(now, up)
             mq.poll(now)  # send what the pump queued without waiting a loop
             return busy

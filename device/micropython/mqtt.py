@@ -93,6 +93,7 @@ class Client:
         self._txn = 0
         self._pid = 0
         self.connected = False  # CONNACK accepted
+        self.subscribed = False  # SUBACK granted
         self._writable = False  # TCP connect finished
         self._ping_at = None
         for i in range(len(self._pids)):
@@ -370,6 +371,7 @@ class Client:
             for k in range(at + 2, at + size):
                 if self._rx[k] == 0x80:  # §3.9.3
                     raise MQTTError("subscription refused")
+            self.subscribed = True
         elif kind == PINGRESP:
             self._ping_at = None
             self.pongs += 1
