@@ -7,8 +7,10 @@ both. kill() is a power cut (SIGKILL: no DISCONNECT, no flush, the broker publis
 
     fw = FirmwareProcess(device_id="esp32-test01", secret_hex=..., mqtt_port=broker.port,
                          state_dir=tmp_path / "box").start()
+    fw.wait_for("subscribed")    # connected, acks and configs can reach it
     ep, seq = fw.press(4)        # returns once the press is on "flash"
     fw.kill(); fw.start()        # power cut and power back: a new epoch, nothing lost
+    fw.wait_drained()            # every event acked end to end (outbox empty)
 """
 
 from __future__ import annotations
