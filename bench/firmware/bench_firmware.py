@@ -1,0 +1,87 @@
+"""Firmware benchmarks on the real MicroPython unix port, for docs/firmware.md "Benchmarks".
+
+    .venv/bin/python -m bench.firmware.bench_firmware [--presses 10000] [--soak 10000]
+
+Per press (micropython -X heapsize=128k, bench/firmware/mp_bench.py): bare HMAC-SHA256 of one event
+(the baseline, measured in the same run), encode + sign, enqueue (the flash append), and both, with
+the ratio to the baseline. --soak runs the whole firmware against a private Mosquitto and the ack
+harness of tests/firmware and reports the heap in use after start-up and at its peak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+FIRMWARE_DIR = REPO / "device" / "micropython"
+MICROPYTHON = Path(sys.executable).parent / "micropython"
+
+
+def micro(presses: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as work:
+        cmd = [str(MICROPYTHON), "-X", "heapsize=128k", str(Path(__file__).with_name("mp_bench.py")),
+               str(FIRMWARE_DIR), work, str(presses)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
+    return {k: float(v) for k, v in (line.split() for line in out.splitlines())}
+
+
+def soak(presses: int) -> dict[str, int | float]:
+    import hashlib
+
+    sys.path.insert(0, str(REPO))
+    from tests.firmware.ack_harness import AckHarness
+    from tests.firmware.firmware_process import FirmwareProcess
+    from tests.utils.services import Mosquitto
+
+    dev, secret = "esp32-bench1", hashlib.sha256(b"bench").hexdigest()
+    with tempfile.TemporaryDirectory() as tmp:
+        broker = Mosquitto(Path(tmp)).start()
+        harness = AckHarness("127.0.0.1", broker.port, {dev: secret}).start()
+        fw = FirmwareProcess(device_id=dev, secret_hex=secret, mqtt_port=broker.port,
+                             state_dir=Path(tmp) / "box")
+        try:
+            fw.start()
+            fw.wait_for("online")
+            t0 = time.monotonic()
+            fw.burst(presses)
+            harness.wait_until(lambda: len(harness.stored) >= presses, timeout=600)
+            st = fw.wait_drained(timeout=120)
+            took = time.monotonic() - t0
+        finally:
+            fw.kill()
+            harness.stop()
+            broker.kill()
+    return {"presses": presses, "seconds": round(took, 1), "base_alloc": st["base_alloc"],
+            "peak_alloc": st["peak_alloc"], "peak_live": st["peak_live"], "mem_free": st["mem_free"],
+            "loop_gap_ms": st["wdt_max_gap"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--presses", type=int, default=10_000)
+    ap.add_argument("--soak", type=int, default=0, help="also run the whole firmware for N presses")
+    args = ap.parse_args()
+    m = micro(args.presses)
+    print(f"micropython -X heapsize=128k, {args.presses} presses, event of {m['payload_bytes']:.0f} bytes")
+    print(f"  bare HMAC-SHA256 (baseline)   {m['hmac_us']:8.1f} us")
+    print(f"  encode + sign                 {m['encode_sign_us']:8.1f} us")
+    print(f"  enqueue (flash append)        {m['enqueue_us']:8.1f} us")
+    print(f"  sign + enqueue per press      {m['sign_enqueue_us']:8.1f} us  "
+          f"({m['ratio']:.1f}x the bare HMAC)")
+    if args.soak:
+        s = soak(args.soak)
+        print(f"soak: {s['presses']} presses end to end in {s['seconds']} s")
+        print(f"  heap in use after start-up    {s['base_alloc']:8d} B")
+        growth = int(s["peak_alloc"]) - int(s["base_alloc"])
+        print(f"  peak heap in use              {s['peak_alloc']:8d} B  (+{growth} B)")
+        print(f"  live peak after collections   {s['peak_live']:8d} B")
+        print(f"  longest main-loop pass        {s['loop_gap_ms']:8d} ms")
+
+
+if __name__ == "__main__":
+    main()

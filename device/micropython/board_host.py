@@ -1,0 +1,234 @@
+# The board on the desk: the MicroPython unix port stands in for the ESP32 so that the same firmware
+# logic runs, unchanged, under tests. The only fakes are what a PC does not have: button pins (driven
+# by lines on standard input), the LED, buzzer and display (reported as JSON lines on standard
+# output, prefixed "@"), Wi-Fi (a switch that a "net down" line turns off) and the watchdog (which
+# records the longest gap between feeds instead of resetting).
+#
+# Commands, one per line on stdin:
+#   press V [HOLD_MS]   press rating button V (1 = worst) cleanly for HOLD_MS (default 60)
+#   bounce V            press it with contact bounce on both edges
+#   complaint           press the complaint button
+#   burst N [EVERY_MS]  accept N debounced presses, cycling over the scale (soak runs)
+#   net down|up         Wi-Fi lost / back
+#   status              print the firmware's status line
+#   quit                clean shutdown (retained offline status, MQTT DISCONNECT)
+import json
+import select
+import sys
+import time
+
+HOLD_MS = 60
+# (offset ms, level) of a bouncy press: chatter on the way down and on the way up, as a worn switch
+_BOUNCE = ((0, 1), (2, 0), (3, 1), (5, 0), (7, 1), (80, 0), (82, 1), (84, 0))
+
+
+class Board:
+    """Same interface as board_esp32.Board."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.command = None  # app callback for commands the board does not handle itself
+        self._buttons = None
+        self._level = None
+        self._events = []  # (due tick, button index, level): scheduled pin changes, few at a time
+        self._pending_down = []  # (tick, button index): when the finger goes down, for the latency
+        self._timer_at = None  # the one-shot debounce timer, as on the ESP32
+        self._down_at = None  # tick of each button's latest press command, for the latency report
+        self._burst_left = 0
+        self._burst_every = 0
+        self._burst_next = 0
+        self._burst_i = 0
+        self._wifi = True
+        self._wdt_ms = 0
+        self._wdt_last = None
+        self.wdt_max_gap = 0
+        self._line = bytearray()
+        self._stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+        self._eof = False
+
+    # ---- output ----
+
+    def emit(self, kind, **fields):
+        """One machine-readable line for the test harness."""
+        fields["t"] = kind
+        print("@" + json.dumps(fields))
+
+    def log(self, msg):
+        print(msg)
+
+    # ---- buttons, LED, buzzer ----
+
+    def start(self, buttons):
+        self._buttons = buttons
+        self._level = bytearray(buttons.n)
+        self._down_at = [0] * buttons.n
+        self._free_at = [time.ticks_ms()] * buttons.n
+
+    def _pressed(self, i):
+        return self._level[i] == 1
+
+    def _edge(self, i, level, now):
+        # What the ESP32's pin interrupt does: note the edge, (re)arm the debounce timer.
+        self._level[i] = level
+        self._buttons.edge(i, now)
+        due = time.ticks_add(now, self._buttons.debounce_ms)
+        # One timer serves all buttons: an edge may bring it forward, never push it back (that
+        # would delay a button already waiting to settle).
+        if self._timer_at is None or time.ticks_diff(due, self._timer_at) < 0:
+            self._timer_at = due
+
+    def feedback(self, i, flagged):
+        now = time.ticks_ms()
+        self.emit("fb", b=i, flag=flagged, lat=time.ticks_diff(now, self._down_at[i]))
+
+    def thanks_over(self):
+        self.emit("led", on=0)
+
+    def _schedule(self, i, pattern, now):
+        # A finger cannot press a button that is still held, and a release followed by a press
+        # within the debounce time is contact bounce, not two presses: a new press of a button
+        # starts once its previous one has settled.
+        start = now
+        if time.ticks_diff(self._free_at[i], start) > 0:
+            start = self._free_at[i]
+        self._pending_down.append((start, i))
+        for off, level in pattern:
+            self._events.append((time.ticks_add(start, off), i, level))
+        self._free_at[i] = time.ticks_add(start, pattern[-1][0] + 2 * self._buttons.debounce_ms)
+
+    # ---- the control pipe and the emulated interrupt/timer ----
+
+    def poll(self, now):
+        """Deliver due pin changes and timer expiry, run due burst presses, read commands."""
+        if self._pending_down:
+            for e in [e for e in self._pending_down if time.ticks_diff(now, e[0]) >= 0]:
+                self._pending_down.remove(e)
+                self._down_at[e[1]] = e[0]
+        if self._events:
+            due = [e for e in self._events if time.ticks_diff(now, e[0]) >= 0]
+            for e in due:
+                self._events.remove(e)
+                self._edge(e[1], e[2], now)
+        if self._timer_at is not None and time.ticks_diff(now, self._timer_at) >= 0:
+            self._timer_at = None
+            wait = self._buttons.settle(now, self._pressed)
+            if wait >= 0:
+                self._timer_at = time.ticks_add(now, wait)
+        if self._burst_left and time.ticks_diff(now, self._burst_next) >= 0:
+            b = self._buttons
+            i = self._burst_i % b.levels
+            self._burst_i += 1
+            self._burst_left -= 1
+            self._down_at[i] = now
+            b.inject(i, now)
+            self._burst_next = time.ticks_add(now, self._burst_every)
+            if not self._burst_left:
+                self.emit("burst_done", n=self._burst_i)
+        self._read_commands(now)
+
+    def _read_commands(self, now):
+        while not self._eof and self._poll.poll(0):
+            c = self._stdin.read(1)
+            if not c:
+                self._eof = True  # the parent closed the pipe: keep running, as a board would
+                return
+            if c == b"\n":
+                line = self._line.decode().strip()
+                self._line = bytearray()
+                if line:
+                    self._command(line.split(), now)
+            else:
+                self._line.extend(c)
+
+    def _command(self, words, now):
+        cmd = words[0]
+        n = self._buttons.count
+        if cmd in ("press", "bounce"):
+            v = int(words[1])
+            if not 1 <= v <= n:
+                self.log("press: button %d does not exist (1..%d)" % (v, n))
+                return
+            hold = int(words[2]) if len(words) > 2 else HOLD_MS
+            self._schedule(v - 1, _BOUNCE if cmd == "bounce" else ((0, 1), (hold, 0)), now)
+        elif cmd == "complaint":
+            if self._buttons.complaint < 0:
+                self.log("complaint: no complaint button configured")
+                return
+            self._schedule(self._buttons.complaint, ((0, 1), (HOLD_MS, 0)), now)
+        elif cmd == "burst":
+            self._burst_left = int(words[1])
+            self._burst_every = int(words[2]) if len(words) > 2 else 0
+            self._burst_next = now
+            self._burst_i = 0
+        elif cmd == "net":
+            self._wifi = words[1] == "up"
+            self.log("wifi " + ("up" if self._wifi else "down"))
+        elif self.command is not None:
+            self.command(words)
+
+    def sleep_ms(self, ms):
+        """Idle until ms pass, a command arrives or a pin change / the timer is due."""
+        now = time.ticks_ms()
+        for at in [e[0] for e in self._events] + ([self._timer_at] if self._timer_at is not None else []):
+            ms = min(ms, max(0, time.ticks_diff(at, now)))
+        if self._burst_left:
+            ms = min(ms, max(0, time.ticks_diff(self._burst_next, now)))
+        if ms > 0 and not self._eof:
+            self._poll.poll(ms)
+        elif ms > 0:
+            time.sleep_ms(ms)
+
+    # ---- network, watchdog, display ----
+
+    def wifi_start(self):
+        self.emit("wifi_start")  # the PC is on the network already: only say when it was asked
+
+    def wifi_up(self):
+        return self._wifi
+
+    def wifi_reset(self):
+        pass
+
+    def rssi(self):
+        return None  # no radio: the heartbeat leaves rssi out
+
+    def wdt_start(self, ms):
+        self._wdt_ms = ms
+
+    def wdt_feed(self):
+        now = time.ticks_ms()
+        if self._wdt_last is not None:
+            gap = time.ticks_diff(now, self._wdt_last)
+            if gap > self.wdt_max_gap:
+                self.wdt_max_gap = gap
+                if self._wdt_ms and gap > self._wdt_ms:
+                    self.log("watchdog: %d ms without a feed would have reset the board" % gap)
+        self._wdt_last = now
+
+    def display(self):
+        if not self.cfg["display"]:
+            return None
+        return _TextDisplay(self)
+
+    def fatal(self, msg):
+        """The firmware cannot run (bad configuration): say why and stop."""
+        print("FATAL: " + msg)
+        sys.exit(2)
+
+    def reset(self):
+        sys.exit(3)
+
+
+class _TextDisplay:
+    """The SSD1306 of the desk: the screen's lines as JSON, when they change."""
+
+    def __init__(self, board):
+        self._board = board
+        self._last = None
+
+    def show(self, rows):
+        if rows != self._last:
+            self._last = rows
+            self._board.emit("display", lines=rows)
