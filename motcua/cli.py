@@ -310,12 +310,15 @@ def device_provision(
     counter: Annotated[str, typer.Option(help="Counter code the device sits at")],
     kind: Annotated[str, typer.Option(help="button (ESP32), kiosk (Raspberry Pi) or simulated")] = "button",
     device_id: Annotated[str | None, typer.Option("--id", help="Device id (default: generated)")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the device's config_local.py here")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write the device's configuration file here")] = None,
     mqtt_host: Annotated[str | None, typer.Option(help="Broker host as the device must reach it")] = None,
     mqtt_port: Annotated[int | None, typer.Option(help="Broker port as the device must reach it")] = None,
     wifi_ssid: Annotated[str | None, typer.Option(help="Wi-Fi network (button boxes)")] = None,
+    ntp_host: Annotated[str | None, typer.Option(help="NTP server the box syncs its clock with")] = None,
 ) -> None:
     """Create a device with its own key at a counter, and its configuration file."""
+    import secrets as _secrets
+
     from server.db.models import DeviceKind
     from server.registry import counter_id, provision_device
 
@@ -323,31 +326,34 @@ def device_provision(
     made = _admin(lambda c: provision_device(c, counter_id=counter_id(c, counter), kind=DeviceKind(kind),
                                              actor="cli", device_id=device_id))
     host, port = mqtt_host or settings.mqtt.host, mqtt_port or settings.mqtt.port
+    # Each device has its own broker account too: the broker's ACL keeps it to its own topics.
+    mqtt_password = _secrets.token_urlsafe(18)
     typer.echo(f"device {made.id} provisioned at counter {counter}")
+    typer.echo(f"register it with the broker:  mosquitto_passwd -b /etc/mosquitto/passwd {made.id} {mqtt_password}")
     if out is None:
-        typer.echo(f"secret (shown once): {made.secret_hex}")
+        typer.echo(f"device secret (shown once): {made.secret_hex}")
         return
-    text = _device_config_text(made.id, made.secret_hex, host, port, wifi_ssid, kind)
+    text = _device_config_text(made.id, made.secret_hex, host, port, mqtt_password, wifi_ssid, ntp_host, kind)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     out.chmod(0o600)
-    typer.echo(f"wrote {out} (contains the device secret: keep it off shared drives)")
+    typer.echo(f"wrote {out} (it holds the device secret: keep it off shared drives)")
     if kind == "button":
-        typer.echo(f"copy it to the board:  mpremote connect /dev/ttyUSB0 cp {out} :config_local.py")
+        typer.echo(f"copy it to the board:  mpremote connect /dev/ttyUSB0 cp {out} :config_local.py "
+                   "(docs/firmware.md, 'Flashing and deploying a real board')")
 
 
-def _device_config_text(device_id: str, secret_hex: str, host: str, port: int, wifi_ssid: str | None,
-                        kind: str) -> str:
+def _device_config_text(device_id: str, secret_hex: str, host: str, port: int, mqtt_password: str,
+                        wifi_ssid: str | None, ntp_host: str | None, kind: str) -> str:
     if kind == "button":
-        try:
-            from device.firmware_config import render_config_local
-        except ImportError:
-            pass
-        else:
-            return render_config_local(device_id=device_id, secret_hex=secret_hex, mqtt_host=host, mqtt_port=port,
-                                       wifi_ssid=wifi_ssid)
-    return (f"# motcua device configuration, written by `motcua device provision`\nDEVICE_ID = {device_id!r}\n"
-            f"SECRET_HEX = {secret_hex!r}\nMQTT_HOST = {host!r}\nMQTT_PORT = {port}\n")
+        from device.firmware_config import render_config_local
+
+        extra = {"ntp_host": ntp_host} if ntp_host is not None else {}
+        return render_config_local(device_id=device_id, secret_hex=secret_hex, mqtt_host=host, mqtt_port=port,
+                                   mqtt_user=device_id, mqtt_password=mqtt_password, wifi_ssid=wifi_ssid, **extra)
+    return (f"# motcua device configuration, written by `motcua device provision`\n"
+            f"device_id = {device_id!r}\nsecret_hex = {secret_hex!r}\nmqtt_host = {host!r}\nmqtt_port = {port}\n"
+            f"mqtt_user = {device_id!r}\nmqtt_password = {mqtt_password!r}\n")
 
 
 @device_app.command("revoke")

@@ -171,3 +171,21 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     if config_file is not None:
         os.environ[CONFIG_ENV] = str(config_file)
     return Settings(**overrides)
+
+
+def reference_markdown() -> str:
+    """The settings table of docs/configuration.md, generated from the model (a test keeps them equal)."""
+    rows = ["| environment variable | TOML key | default | meaning |", "|---|---|---|---|"]
+
+    def walk(model: type[BaseModel], env: str, key: str) -> None:
+        for name, field in model.model_fields.items():
+            sub = field.annotation
+            if isinstance(sub, type) and issubclass(sub, BaseModel):
+                walk(sub, f"{env}{name.upper()}__", f"{key}{name}.")
+                continue
+            default = field.get_default(call_default_factory=True)
+            shown = "(none)" if default is None else f"`{default}`"
+            rows.append(f"| `{env}{name.upper()}` | `{key}{name}` | {shown} | {field.description or ''} |")
+
+    walk(Settings, "MOTCUA_", "")
+    return "\n".join(rows)

@@ -60,3 +60,10 @@ def test_invalid_values_are_refused(bad: dict) -> None:  # type: ignore[type-arg
 def test_missing_config_file_is_reported(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         load_settings(tmp_path / "absent.toml")
+
+
+def test_configuration_doc_lists_every_setting() -> None:
+    from server.settings import reference_markdown
+
+    doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert reference_markdown() in doc, "regenerate the table in docs/configuration.md from reference_markdown()"
