@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -46,7 +48,10 @@ class Mosquitto:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.conf = workdir / "mosquitto.conf"
-        lines = [f"listener {self.port} 127.0.0.1", "allow_anonymous true", f"max_queued_messages {max_queued}",
+        # Started as root, Mosquitto switches to the "mosquitto" user and then cannot open its log or
+        # password file in a private temporary directory: keep the invoking user.
+        lines = [f"user {pwd.getpwuid(os.geteuid()).pw_name}"]
+        lines += [f"listener {self.port} 127.0.0.1", "allow_anonymous true", f"max_queued_messages {max_queued}",
                  f"persistence {'true' if persistence else 'false'}", f"persistence_location {workdir}/",
                  f"log_dest file {workdir}/mosquitto.log", "log_type error", "log_type warning", *(extra or [])]
         self.conf.write_text("\n".join(lines) + "\n")
