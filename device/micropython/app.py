@@ -95,6 +95,7 @@ class App:
                       "ntp": 0}
         self.display = None
         self._thanks = False
+        self._sub_told = False  # "subscribed" reported for the current connection
         self._lit = False
         self._ui_dirty = True
         self._ui_at = 0
@@ -257,13 +258,18 @@ class App:
                 self._fail(now, e)
                 return False
         try:
-            was, was_sub = mq.connected, mq.subscribed
+            was = mq.connected
             mq.poll(now)
             if not mq.connected:
+                self._sub_told = False
                 return False
             if not was:
+                self._sub_told = False
                 self._on_connect(now, up)
-            if mq.subscribed and not was_sub:
+            # Remembered per connection, not compared around one poll: the SUBACK may arrive in the
+            # second poll at the end of this pass, and the transition must not be missed.
+            if mq.subscribed and not self._sub_told:
+                self._sub_told = True
                 self.board.emit("subscribed")  # acks and configs can reach us from now on
             busy = self._pump(now, up)
             mq.poll(now)  # send what the pump queued without waiting a loop
