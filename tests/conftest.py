@@ -12,6 +12,8 @@ from sqlalchemy import Engine
 from tests.utils import db
 from tests.utils.services import Mosquitto, unavailable
 
+pytest_plugins = ["tests.utils.browser"]  # the browser_page fixture (real headless Chromium)
+
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
