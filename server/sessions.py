@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from server.audit import record
 from server.db.models import COUNTERS, DEVICES, EVENTS, OFFICIALS, SESSIONS, TimeSource
@@ -59,16 +60,31 @@ def _close(conn: Connection, s: SessionView, at: datetime, actor: str) -> None:
     if at <= s.started_at:
         raise SessionError("conflict", f"session {s.id} started at {s.started_at.isoformat()}, after "
                                        f"{at.isoformat()}: report changes in the order they happened")
-    conn.execute(update(SESSIONS).where(SESSIONS.c.id == s.id).values(ended_at=at, closed_by=actor))
+    done = conn.execute(update(SESSIONS).where(SESSIONS.c.id == s.id, SESSIONS.c.ended_at.is_(None))
+                        .values(ended_at=at, closed_by=actor))
+    if done.rowcount != 1:  # closed meanwhile by a concurrent request: let the caller retry on fresh facts
+        raise SessionError("conflict", f"session {s.id} was closed by another request just now; try again")
     record(conn, actor=actor, action="session.close", target_type="session", target_id=s.id,
            detail={"counter_id": s.counter_id, "official_id": s.official_id, "ended_at": at.isoformat()})
 
 
-def _history_after(conn: Connection, counter_id: int, at: datetime) -> bool:
-    """True when a closed session on the counter ends after `at` (a new one there would overlap it)."""
+def _history_after(conn: Connection, column: Any, value: int, at: datetime) -> bool:
+    """True when a closed session (of this counter, or this official) ends after `at`: a new session
+    from `at` would overlap recorded history."""
     return conn.execute(select(SESSIONS.c.id).where(
-        SESSIONS.c.counter_id == counter_id, SESSIONS.c.ended_at.is_not(None), SESSIONS.c.ended_at > at)
-    ).first() is not None
+        column == value, SESSIONS.c.ended_at.is_not(None), SESSIONS.c.ended_at > at)).first() is not None
+
+
+def _lock(conn: Connection, counter_id: int, official_id: int | None) -> tuple[Any, Any]:
+    """Row-lock the counter, then the official (always in this order): concurrent sign-ins and
+    sign-outs touching them run one after the other. (SQLite serialises writers anyway.)"""
+    counter = conn.execute(select(COUNTERS.c.id, COUNTERS.c.unit_id).where(COUNTERS.c.id == counter_id)
+                           .with_for_update()).first()
+    official = None
+    if official_id is not None:
+        official = conn.execute(select(OFFICIALS.c.id, OFFICIALS.c.unit_id, OFFICIALS.c.active)
+                                .where(OFFICIALS.c.id == official_id).with_for_update()).first()
+    return counter, official
 
 
 def _touch_counter(conn: Connection, counter_id: int, since: datetime, actor: str, why: str) -> None:
@@ -88,13 +104,13 @@ def sign_in(conn: Connection, *, counter_id: int, official_id: int, at: datetime
             actor: str) -> SessionView:
     """Open a session for `official_id` at `counter_id` from `at`; idempotent for the same pair."""
     _check_time(at, now)
-    counter = conn.execute(select(COUNTERS.c.id, COUNTERS.c.unit_id).where(COUNTERS.c.id == counter_id)).first()
-    official = conn.execute(select(OFFICIALS.c.id, OFFICIALS.c.unit_id, OFFICIALS.c.active)
-                            .where(OFFICIALS.c.id == official_id)).first()
+    counter, official = _lock(conn, counter_id, official_id)
     if counter is None or official is None:
         raise SessionError("not_found", "no such counter" if counter is None else "no such official")
     if not official.active:
         raise SessionError("invalid", "the official is not active")
+    if official.unit_id != counter.unit_id:
+        raise SessionError("invalid", "the official does not work in the unit of this counter")
     current = _open_on_counter(conn, counter_id)
     if current is not None and current.official_id == official_id:
         return current
@@ -104,8 +120,12 @@ def sign_in(conn: Connection, *, counter_id: int, official_id: int, at: datetime
     if elsewhere is not None:
         _close(conn, elsewhere, at, actor)
         _touch_counter(conn, elsewhere.counter_id, at, actor, "official moved to another counter")
-    if _history_after(conn, counter_id, at):
+    if _history_after(conn, SESSIONS.c.counter_id, counter_id, at):
         raise SessionError("conflict", f"counter {counter_id} has a recorded session ending after {at.isoformat()}")
+    if _history_after(conn, SESSIONS.c.official_id, official_id, at):
+        # One person cannot serve at two counters at once, even when the report comes late.
+        raise SessionError("conflict", f"official {official_id} has a recorded session ending after "
+                                       f"{at.isoformat()}")
     new_id = conn.execute(insert(SESSIONS).values(counter_id=counter_id, official_id=official_id, started_at=at,
                                                   opened_by=actor).returning(SESSIONS.c.id)).scalar_one()
     record(conn, actor=actor, action="session.open", target_type="session", target_id=new_id,
@@ -117,19 +137,12 @@ def sign_in(conn: Connection, *, counter_id: int, official_id: int, at: datetime
 def sign_out(conn: Connection, *, counter_id: int, at: datetime, now: datetime, actor: str) -> SessionView:
     """Close the open session at `counter_id` at `at`."""
     _check_time(at, now)
+    counter, _ = _lock(conn, counter_id, None)
+    if counter is None:
+        raise SessionError("not_found", "no such counter")
     current = _open_on_counter(conn, counter_id)
     if current is None:
         raise SessionError("not_found", f"nobody is signed in at counter {counter_id}")
     _close(conn, current, at, actor)
     _touch_counter(conn, counter_id, at, actor, "official signed out")
     return SessionView(current.id, current.counter_id, current.official_id, current.started_at, at)
-
-
-def sessions_overlapping(conn: Connection, counter_id: int, start: datetime, end: datetime) -> list[SessionView]:
-    """Sessions at `counter_id` that overlap [start, end)."""
-    rows = conn.execute(select(SESSIONS.c.id, SESSIONS.c.counter_id, SESSIONS.c.official_id, SESSIONS.c.started_at,
-                               SESSIONS.c.ended_at)
-                        .where(SESSIONS.c.counter_id == counter_id, SESSIONS.c.started_at < end,
-                               or_(SESSIONS.c.ended_at.is_(None), and_(SESSIONS.c.ended_at > start)))
-                        .order_by(SESSIONS.c.started_at))
-    return [SessionView(*r) for r in rows]

@@ -7,6 +7,8 @@ what to set. Secrets have no defaults outside demo mode.
 from __future__ import annotations
 
 import os
+import secrets
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -21,7 +23,9 @@ from pydantic_settings import (
 )
 
 CONFIG_ENV = "MOTCUA_CONFIG"
-DEMO_SECRET_KEY = "demo-only-secret-key-never-use-in-production-0000"  # noqa: S105 - refused outside demo
+# The file given to load_settings(), without touching the process environment.
+_config_file: ContextVar[str | None] = ContextVar("motcua_config_file", default=None)
+LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 _STRICT_SECTION = ConfigDict(extra="forbid")
 
 
@@ -127,7 +131,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get(CONFIG_ENV)
+        config_file = _config_file.get() or os.environ.get(CONFIG_ENV)
         if config_file:
             if not Path(config_file).is_file():
                 raise FileNotFoundError(f"{CONFIG_ENV}={config_file}: no such file")
@@ -146,11 +150,15 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_default_secrets(self) -> Settings:
         if self.mode == "demo":
+            if self.api.host not in LOOPBACK:
+                raise ValueError(f"mode: demo mode only serves this machine (api.host 127.0.0.1), not "
+                                 f"{self.api.host!r}; set MOTCUA_MODE=production and a real MOTCUA_SECRET_KEY")
             if self.secret_key is None:
-                self.secret_key = SecretStr(DEMO_SECRET_KEY)
+                # Random per process: a key written in the source would let anyone forge session cookies.
+                self.secret_key = SecretStr(secrets.token_urlsafe(32))
             return self
         key = self.secret_key.get_secret_value() if self.secret_key else ""
-        if len(key) < 32 or key == DEMO_SECRET_KEY:
+        if len(key) < 32:
             raise ValueError(
                 "secret_key: set MOTCUA_SECRET_KEY to at least 32 random characters, e.g. the output of "
                 "`python -c 'import secrets; print(secrets.token_urlsafe(32))'` (only demo mode has a default)"
@@ -168,9 +176,11 @@ class Settings(BaseSettings):
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Settings from MOTCUA_* variables, then `config_file` (or $MOTCUA_CONFIG), then defaults."""
-    if config_file is not None:
-        os.environ[CONFIG_ENV] = str(config_file)
-    return Settings(**overrides)
+    token = _config_file.set(str(config_file) if config_file is not None else None)
+    try:
+        return Settings(**overrides)
+    finally:
+        _config_file.reset(token)
 
 
 def reference_markdown() -> str:

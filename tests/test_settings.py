@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from server.settings import DEMO_SECRET_KEY, Settings, load_settings
+from server.settings import Settings, load_settings
 
 
 @pytest.fixture(autouse=True)
@@ -24,13 +24,14 @@ def test_production_refuses_to_start_without_a_secret_and_says_how_to_make_one()
         Settings()
     assert "MOTCUA_SECRET_KEY" in str(err.value) and "token_urlsafe" in str(err.value)
     with pytest.raises(ValidationError):
-        Settings(secret_key=DEMO_SECRET_KEY)  # the demo's key is refused in production
-    with pytest.raises(ValidationError):
         Settings(secret_key="short")
 
 
-def test_demo_mode_has_a_default_secret() -> None:
-    assert Settings(mode="demo").secret_key is not None
+def test_demo_mode_has_a_random_secret_and_stays_on_this_machine() -> None:
+    a, b = Settings(mode="demo").secret_key, Settings(mode="demo").secret_key
+    assert a is not None and b is not None and a.get_secret_value() != b.get_secret_value()
+    with pytest.raises(ValidationError, match="demo mode only serves this machine"):
+        Settings(mode="demo", api={"host": "0.0.0.0"})  # type: ignore[arg-type]
 
 
 def test_environment_with_nested_sections(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ PROTOCOL_VERSION = 1
 MAX_EPOCH = 2**31 - 1
 MAX_SAFE_INT = 2**53 - 1  # keeps every integer exact in JavaScript consoles and JSON tools
 MAX_LEVELS = 10
+EVENT_TYPES = frozenset({"rating", "incident"})  # what travels on `evt`; heartbeats have their own topic
 
 _STRICT = ConfigDict(strict=True, extra="forbid", frozen=True)
 

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.registry import RegistryError
@@ -51,6 +52,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RegistryError)
     async def _registry(_r: Request, exc: RegistryError) -> JSONResponse:
         return JSONResponse(body(exc.kind, str(exc)), status_code=STATUS_FOR_KIND.get(exc.kind, 400))
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_r: Request, _exc: IntegrityError) -> JSONResponse:
+        # A unique rule lost a race to a concurrent request (two sign-ins at once, two provisions).
+        return JSONResponse(body("conflict", "a concurrent change conflicted with this one; try again"), 409)
+
+    @app.exception_handler(OperationalError)
+    async def _busy(_r: Request, exc: OperationalError) -> JSONResponse:
+        return JSONResponse(body("unavailable", "the database is busy or unreachable; try again shortly"), 503,
+                            headers={"Retry-After": "2"})
 
     @app.exception_handler(SessionError)
     async def _session(_r: Request, exc: SessionError) -> JSONResponse:

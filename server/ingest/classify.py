@@ -11,6 +11,9 @@ from typing import Any
 
 from motcua.protocol import ProtocolError, TopicKind, parse_topic, verify_payload
 from motcua.protocol.messages import (
+    EVENT_TYPES,
+    MAX_EPOCH,
+    MAX_SAFE_INT,
     HeartbeatEnvelope,
     IncidentEvent,
     RatingEvent,
@@ -65,9 +68,17 @@ Classified = Rejected | VerifiedEvent | VerifiedHeartbeat | Status
 
 
 def _ints(doc: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(ep, seq) as claimed, when they are integers within the protocol's bounds; else (None, None).
+
+    Out-of-range numbers from unauthenticated junk must not reach BIGINT columns (they would fail the
+    whole batch), and are worthless as evidence anyway.
+    """
     ep, seq = doc.get("ep"), doc.get("seq")
-    ok = isinstance(ep, int) and isinstance(seq, int) and not isinstance(ep, bool) and not isinstance(seq, bool)
-    return (ep, seq) if ok else (None, None)
+    if type(ep) is not int or type(seq) is not int:
+        return None, None
+    if not (1 <= ep <= MAX_EPOCH and 0 <= seq <= MAX_SAFE_INT):
+        return None, None
+    return ep, seq
 
 
 def classify(msg: Incoming, devices: dict[str, DeviceInfo], max_payload: int) -> Classified:
@@ -94,7 +105,11 @@ def classify(msg: Incoming, devices: dict[str, DeviceInfo], max_payload: int) ->
         verify_payload(device.secret, msg.payload)
     except ProtocolError as exc:
         return Rejected(Reason.BAD_SIGNATURE, str(exc), device.id, ep, seq)
-    ackable = ep is not None and where.kind is TopicKind.EVENT
+    # Only something that claims to be an event may earn an ack for its (ep, seq): a heartbeat (signed
+    # with the same key, carrying the last assigned seq) replayed on `evt` must never make the device
+    # delete its newest, unstored press.
+    ackable = (where.kind is TopicKind.EVENT and doc.get("typ") in EVENT_TYPES and ep is not None
+               and seq is not None and seq >= 1)
     try:
         if where.kind is TopicKind.HEARTBEAT:
             beat = validate_heartbeat(doc)

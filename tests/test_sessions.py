@@ -1,0 +1,76 @@
+"""Sessions: the facts attribution rests on stay consistent, also under concurrent requests."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, select
+
+from server import registry, sessions
+from server.db.models import SESSIONS
+from server.sessions import SessionError
+from tests.utils.factories import make_office, sign_in, sign_out
+
+T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # 07:00 in Hà Nội
+
+
+def spans(engine: Engine) -> list[tuple[int, int, datetime, datetime | None]]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(select(  # type: ignore[misc]
+            SESSIONS.c.counter_id, SESSIONS.c.official_id, SESSIONS.c.started_at, SESSIONS.c.ended_at)
+            .order_by(SESSIONS.c.started_at, SESSIONS.c.id))]
+
+
+def test_an_official_cannot_be_at_two_counters_at_once_even_when_reported_late(engine: Engine) -> None:
+    office = make_office(engine)
+    a, b = office.counters
+    x = office.officials[0]
+    sign_in(engine, b, x, T0 + timedelta(hours=1))
+    sign_out(engine, b, T0 + timedelta(hours=2))
+    with pytest.raises(SessionError, match="official .* has a recorded session ending after"):
+        sign_in(engine, a, x, T0 + timedelta(hours=1, minutes=30), now=T0 + timedelta(hours=3))
+    sign_in(engine, a, x, T0 + timedelta(hours=2, minutes=5), now=T0 + timedelta(hours=3))  # after: fine
+
+
+def test_an_official_of_another_unit_is_refused(engine: Engine) -> None:
+    office = make_office(engine)
+    with engine.begin() as conn:
+        other_unit = registry.create_unit(conn, code="QX", name="UBND phường QX")
+        stranger = registry.create_official(conn, unit_id=other_unit, code="QX-1", full_name="Người ngoài")
+    with pytest.raises(SessionError, match="does not work in the unit"):
+        sign_in(engine, office.counters[0], stranger, T0)
+
+
+def test_concurrent_sign_in_and_sign_out_on_postgresql_serialise(pg_url: str) -> None:
+    """The interleaving that used to leave X signed in for ever: A signs X in (uncommitted), B signs
+    the counter out meanwhile. B must wait for A and then close X's session, not Y's."""
+    from tests.utils.db import engine_for, wipe
+
+    engine = engine_for(pg_url)
+    wipe(engine)
+    office = make_office(engine)
+    counter, (y, x) = office.counters[0], office.officials[:2]
+    sign_in(engine, counter, y, T0)
+    now = T0 + timedelta(hours=2)
+    a = engine.connect()
+    tx = a.begin()
+    sessions.sign_in(a, counter_id=counter, official_id=x, at=T0 + timedelta(hours=1), now=now, actor="A")
+    done = threading.Event()
+
+    def sign_out_meanwhile() -> None:
+        with engine.begin() as conn:
+            sessions.sign_out(conn, counter_id=counter, at=T0 + timedelta(hours=1, minutes=30), now=now, actor="B")
+        done.set()
+
+    worker = threading.Thread(target=sign_out_meanwhile)
+    worker.start()
+    assert not done.wait(1.0), "the sign-out must wait for the sign-in holding the counter"
+    tx.commit()
+    a.close()
+    worker.join(10)
+    assert done.is_set()
+    assert spans(engine) == [(counter, y, T0, T0 + timedelta(hours=1)),
+                             (counter, x, T0 + timedelta(hours=1), T0 + timedelta(hours=1, minutes=30))]
+    engine.dispose()
