@@ -104,9 +104,11 @@ class DeviceLink:
             if not self.connected.is_set():
                 continue
             try:
-                self._send_due()
+                # Heartbeat first: after a (re)connect it carries the clock anchor that times the
+                # events about to follow (protocol §4).
                 if time.monotonic() >= self._next_heartbeat:
                     self._heartbeat()
+                self._send_due()
             except Exception:
                 log.exception("%s: send loop failed; retrying", self.device_id)
 
@@ -169,6 +171,10 @@ class DeviceLink:
         if cfg.dev != self.device_id or cfg.rev <= int(self.outbox.get("config_rev", 0)):
             return  # not ours, or an old retained config replayed
         doc = cfg.model_dump(exclude={"sig"})
+        if cfg.ep_min is not None and self.outbox.raise_epoch(cfg.ep_min):
+            log.warning("%s: the server saw epochs this device no longer remembers: continuing at epoch %d",
+                        self.device_id, cfg.ep_min)
+            self._next_heartbeat = 0.0  # the new epoch needs its clock anchor
         self.outbox.put("config_rev", cfg.rev)
         self.outbox.put("config", doc)
         self._apply_config(doc)

@@ -81,6 +81,18 @@ class Outbox:
             self._db.execute("COMMIT")
         return epoch
 
+    def raise_epoch(self, floor: int) -> bool:
+        """Move to epoch `floor` now if below it (the server saw this device use epochs it no longer
+        remembers: its state was reset), so no (epoch, seq) is used twice. True if it moved."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            moved = int(self.get("epoch", 0)) < floor
+            if moved:
+                self._put("epoch", floor)
+                self._put("seq", 0)
+            self._db.execute("COMMIT")
+        return moved
+
     # --- events ------------------------------------------------------------------------------
 
     def add(self, encode: Callable[[int, int], bytes], now_ms: int) -> Entry:

@@ -18,6 +18,7 @@ from server.db.models import COUNTERS, DEVICES, EVENTS, OFFICIALS, SESSIONS, Tim
 from server.ingest.attribution import settle
 
 MAX_FUTURE = timedelta(minutes=1)  # clocks of queue systems differ a little; the future is refused
+AUDIT_MOVES = 1000  # [event, from official, to official] listed per audit entry; the total is always given
 
 
 class SessionError(Exception):
@@ -93,11 +94,16 @@ def _touch_counter(conn: Connection, counter_id: int, since: datetime, actor: st
                  .values(config_rev=DEVICES.c.config_rev + 1))
     ids = list(conn.scalars(select(EVENTS.c.id).where(
         EVENTS.c.counter_id == counter_id, EVENTS.c.event_time >= since,
-        EVENTS.c.time_source.in_([TimeSource.ANCHOR, TimeSource.DEVICE, TimeSource.MANUAL]))))
+        EVENTS.c.time_source.in_([TimeSource.ANCHOR, TimeSource.DEVICE, TimeSource.MANUAL]),
+        EVENTS.c.attributed_by.is_(None))))  # a person's decision is not undone by a session change
     if ids:
         outcome = settle(conn, ids, by=actor, why=why)
-        record(conn, actor=actor, action="events.reattribute", target_type="counter", target_id=counter_id,
-               detail={"since": since.isoformat(), "reason": why, **outcome})
+        moved = outcome.pop("moved")
+        if moved:
+            detail = {"since": since.isoformat(), "reason": why, **outcome,
+                      "moved": moved[:AUDIT_MOVES], "moved_total": len(moved)}
+            record(conn, actor=actor, action="events.reattribute", target_type="counter", target_id=counter_id,
+                   detail=detail)
 
 
 def sign_in(conn: Connection, *, counter_id: int, official_id: int, at: datetime, now: datetime,

@@ -77,6 +77,9 @@ class IngestSettings(BaseModel):
     misuse_window_ms: int = Field(3000, ge=0, description="Presses this soon after another one are misuse")
     max_future_skew_ms: int = Field(120_000, ge=0, description="Device time this far ahead is implausible")
     max_event_age_days: int = Field(35, ge=1, description="Device time older than this is implausible")
+    clock_conflict_ms: int = Field(
+        600_000, ge=1000, description="A synced device clock this far from the heartbeat anchor: decided by hand"
+    )
     anchor_refresh_ms: int = Field(
         600_000, ge=10_000, description="Uptime after which a clock anchor is replaced, so drift cannot build up"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,30 @@ def test_forged_ack_deletes_nothing(engine: Engine, mosquitto: Mosquitto, office
         assert agent.pending() == 1
     finally:
         agent.stop()
+
+
+def test_a_device_whose_state_was_wiped_moves_to_a_fresh_epoch(engine: Engine, db_url: str, mosquitto: Mosquitto,
+                                                               office: Office, tmp_path: Path) -> None:
+    """Flash erased (or kiosk re-installed) with the same identity: it boots at epoch 1 again, which the
+    server has seen. The server raises the device's epoch floor; the device continues above it."""
+    sign_in(engine, office.devices[0].counter_id, office.officials[0], _now() - timedelta(minutes=5))
+    with running_ingest(ingest_settings(db_url, mosquitto), engine):
+        first = agent_for(office, 0, mosquitto, tmp_path / "life1", engine).start()
+        for value in (4, 3, 2):
+            first.press(value)
+        wait_until(lambda: first.pending() == 0, what="the first life's presses to be acked")
+        time.sleep(1.0)  # so the next life's first heartbeat has a smaller uptime than the last one
+        first.stop()
+        second = agent_for(office, 0, mosquitto, tmp_path / "life2", engine).start()  # empty state
+        try:
+            assert second.outbox.epoch == 1
+            wait_until(lambda: second.outbox.epoch == 2, what="the config's ep_min to move the device on")
+            for value in (1, 4, 4):
+                second.press(value)
+                time.sleep(0.1)
+            wait_until(lambda: second.pending() == 0, what="the second life's presses to be acked")
+        finally:
+            second.stop()
+    with engine.connect() as conn:
+        keys = sorted(tuple(r) for r in conn.execute(select(EVENTS.c.epoch, EVENTS.c.seq)))
+    assert keys == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]

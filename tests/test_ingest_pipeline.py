@@ -239,3 +239,149 @@ def test_a_bug_on_one_message_quarantines_it_and_spares_the_batch(engine: Engine
     assert [r.fate for r in results] == [Fate.STORED, Fate.QUARANTINED, Fate.STORED]
     assert results[1].ack is None  # not acked: the device re-sends, and a fixed server will take it
     assert quarantine(engine) == {"internal_error": 1}
+
+
+def test_a_delayed_heartbeat_does_not_shift_the_clock(engine: Engine, office: Office) -> None:
+    dev = office.devices[0]
+    a, b = office.officials[:2]
+    sign_in(engine, dev.counter_id, a, T0)
+    sign_in(engine, dev.counter_id, b, T0 + timedelta(minutes=30, seconds=30))  # handover at 07:30:30 UTC
+    boot = T0_MS  # the box booted at T0; the first heartbeat arrives 50 ms after it was sent
+    run(engine, (dev.topic("hb"), dev.heartbeat(up=60_000), boot + 60_050))
+    # 12 minutes of uptime later a heartbeat sits 90 s in a backlog before it reaches ingest.
+    run(engine, (dev.topic("hb"), dev.heartbeat(up=720_000), boot + 720_000 + 90_000))
+    press = 30 * MIN  # 07:30:00, still A's half-minute
+    run(engine, ev(dev, dev.rating(2, up=press), boot + press + 100))
+    [row] = events(engine)
+    assert (row.official_id, to_ms(row.event_time)) == (a, boot + press + 50)
+
+
+def test_the_anchor_follows_slow_drift(engine: Engine, office: Office) -> None:
+    dev = office.devices[0]
+    sign_in(engine, dev.counter_id, office.officials[0], T0)
+    run(engine, (dev.topic("hb"), dev.heartbeat(up=60_000), T0_MS + 60_020))
+    # An hour on, the device's uptime runs 150 ms behind the server's clock: a refresh inside the budget.
+    run(engine, (dev.topic("hb"), dev.heartbeat(up=3_660_000), T0_MS + 3_660_000 + 150 + 20))
+    run(engine, ev(dev, dev.rating(3, up=3_700_000), T0_MS + 3_700_200))
+    [row] = events(engine)
+    assert to_ms(row.event_time) == T0_MS + 3_700_000 + 170
+
+
+def _reset_history(engine: Engine, office: Office) -> tuple[SignedDevice, int, int]:
+    """A device that lived epochs 1..7 weeks ago (epoch 1 with a clock anchor), then was reset."""
+    dev = office.devices[0]
+    old, new = office.officials[:2]
+    weeks_ago = T0 - timedelta(days=20)
+    sign_in(engine, dev.counter_id, old, weeks_ago)
+    run(engine, (dev.topic("hb"), dev.heartbeat(up=60_000, ts=to_ms(weeks_ago) + 60_000), to_ms(weeks_ago) + 60_050))
+    run(engine, ev(dev, dev.rating(4, up=120_000, ts=to_ms(weeks_ago) + 120_000), to_ms(weeks_ago) + 120_100))
+    for ep in range(2, 8):
+        run(engine, (dev.topic("hb"), dev.heartbeat(up=1000, ts=to_ms(weeks_ago) + ep * 3_600_000, epoch=ep),
+                     to_ms(weeks_ago) + ep * 3_600_000))
+    sign_in(engine, dev.counter_id, new, T0, now=T0)
+    return dev, old, new
+
+
+def test_a_reset_device_is_told_to_jump_and_its_presses_are_not_credited_weeks_back(
+        engine: Engine, office: Office) -> None:
+    dev, _old, new = _reset_history(engine, office)
+    dev.seq = 5  # the reset box counts again from epoch 1, past the one old press's number
+    with engine.connect() as conn:
+        rev_before = conn.execute(select(DEVICES.c.config_rev).where(DEVICES.c.id == dev.id)).scalar_one()
+    # It boots at epoch 1 again; its heartbeat carries today's (synced) time.
+    [hb] = run(engine, (dev.topic("hb"), dev.heartbeat(up=30_000, ts=T0_MS + 30_000), T0_MS + 30_040))
+    assert hb.reason == "epoch_regression"
+    press = dev.rating(1, up=90_000, ts=T0_MS + 90_000)
+    [result] = run(engine, ev(dev, press, T0_MS + 90_050))
+    [_, row] = events(engine)
+    # Its stale epoch-1 anchor is gone: the press is timed by its own clock and credited to today's official.
+    assert (row.time_source, to_ms(row.event_time), row.official_id) == (TimeSource.DEVICE, T0_MS + 90_000, new)
+    with engine.connect() as conn:
+        rev, floor = conn.execute(select(DEVICES.c.config_rev, DEVICES.c.epoch_floor)
+                                  .where(DEVICES.c.id == dev.id)).one()
+    assert rev > rev_before and floor == 8  # its next config says ep_min 8: it continues there
+    assert result.fate is Fate.STORED
+
+
+def test_a_press_whose_clock_contradicts_a_stale_anchor_waits_for_a_person(engine: Engine, office: Office) -> None:
+    dev, _old, _new = _reset_history(engine, office)
+    dev.seq = 5
+    # The reset box presses before any heartbeat of its new life got through: epoch 1's old anchor
+    # would put this press 20 days back, onto the official of then.
+    [result] = run(engine, ev(dev, dev.rating(2, up=90_000, ts=T0_MS + 90_000), T0_MS + 90_050))
+    assert (result.fate, result.reason) == (Fate.QUARANTINED, "clock_conflict")
+    assert events(engine)[-1].official_id is None
+
+
+def test_an_old_heartbeat_replayed_is_a_replay_not_a_reset(engine: Engine, office: Office) -> None:
+    dev = office.devices[0]
+    old = dev.heartbeat(up=10_000, ts=T0_MS + 10_000)
+    run(engine, (dev.topic("hb"), old, T0_MS + 10_050), (dev.topic("hb"), dev.heartbeat(up=70_000), T0_MS + 70_000))
+    [again] = run(engine, (dev.topic("hb"), old, T0_MS + 5 * MIN))
+    assert again.reason == "replay"
+
+
+def test_a_heartbeat_replayed_on_the_event_topic_earns_no_ack(engine: Engine, office: Office) -> None:
+    """Otherwise its seq (the last one assigned) would make the device delete its newest press unstored."""
+    dev = office.devices[0]
+    dev.seq = 1
+    [result] = run(engine, (dev.topic(), dev.heartbeat(up=10_000, ts=T0_MS), T0_MS + 50))
+    assert (result.fate, result.reason, result.ack) == (Fate.QUARANTINED, "schema", None)
+
+
+def test_junk_with_huge_numbers_is_quarantined_not_an_internal_error(engine: Engine, office: Office) -> None:
+    dev = office.devices[0]
+    junk = b'{"v":1,"dev":"px-dev-1","ep":99999999999999999999,"seq":1,"sig":"' + b"0" * 64 + b'"}'
+    [result] = run(engine, (dev.topic(), junk, T0_MS))
+    assert result.reason == "bad_signature"
+
+
+def test_ticket_counting_does_not_depend_on_arrival_order(engine: Engine, office: Office) -> None:
+    dev = office.devices[0]
+    sign_in(engine, dev.counter_id, office.officials[0], T0)
+    p1 = dev.rating(4, up=10_000, ts=T0_MS + 10_000, txn="A-001", seq=1)
+    p2 = dev.rating(1, up=11_000, ts=T0_MS + 11_000, txn="A-002", seq=2)  # 1 s after p1: misuse
+    p3 = dev.rating(3, up=60_000, ts=T0_MS + 60_000, txn="A-002", seq=3)  # so this one counts for A-002
+    run(engine, ev(dev, p2, T0_MS + 2 * MIN), ev(dev, p3, T0_MS + 2 * MIN))
+    run(engine, ev(dev, p1, T0_MS + 3 * MIN))  # arrives last
+    got = {e.seq: (e.misuse, e.txn_duplicate) for e in events(engine)}
+    assert got == {1: (False, False), 2: (True, False), 3: (False, False)}
+
+
+def test_an_implausible_time_is_corrected_by_the_boots_anchor(engine: Engine, office: Office) -> None:
+    dev = office.devices[0]
+    sign_in(engine, dev.counter_id, office.officials[0], T0)
+    [r] = run(engine, ev(dev, dev.rating(3, up=600_000, ts=1_000_000), T0_MS + 10 * MIN))  # a clock in 1970
+    assert r.reason == "implausible_time"
+    run(engine, (dev.topic("hb"), dev.heartbeat(up=660_000), T0_MS + 11 * MIN))
+    [row] = events(engine)
+    assert (row.status, row.time_source, to_ms(row.event_time)) == (EventStatus.ACCEPTED, TimeSource.ANCHOR,
+                                                                     T0_MS + 10 * MIN)
+    assert quarantine(engine) == {}
+
+
+def test_a_nul_in_a_signed_body_is_kept_as_schema_on_both_databases(engine: Engine, office: Office) -> None:
+    dev = office.devices[0]
+    bad = codec.encode_event(dev.secret, dev=dev.id, ep=1, seq=1, up=1, ts=T0_MS, typ="rating",
+                             body={"value": 1, "levels": 4, "\u0000x": 1})
+    [r] = run(engine, ev(dev, bad, T0_MS))
+    assert (r.reason, r.ack) == ("schema", (1, 1, "quar"))
+
+
+def test_a_supervisors_attribution_survives_later_session_changes(engine: Engine, office: Office) -> None:
+    from server.resolution import attribute_quarantined
+
+    dev = office.devices[0]
+    run(engine, ev(dev, dev.rating(2, up=1, ts=T0_MS + 5 * MIN), T0_MS + 5 * MIN))
+    with engine.connect() as conn:
+        qid = conn.execute(select(QUARANTINE.c.id)).scalar_one()
+    with engine.begin() as conn:
+        attribute_quarantined(conn, quarantine_id=qid, official_code="PX-CB002", reason="seen on the camera",
+                              actor="user:giamsat", zone=rules().zone)
+    # The queue system then reports, late, that someone else was signed in, and later signed out.
+    sign_in(engine, dev.counter_id, office.officials[0], T0, now=T0 + timedelta(minutes=20))
+    sign_out(engine, dev.counter_id, T0 + timedelta(minutes=1), now=T0 + timedelta(minutes=21))
+    [row] = events(engine)
+    assert (row.official_id, row.attributed_by, row.status) == (office.officials[1], "user:giamsat",
+                                                                EventStatus.ACCEPTED)
+    assert quarantine(engine) == {}

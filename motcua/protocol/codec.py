@@ -128,11 +128,14 @@ def encode_config(
     scale: dict[str, Any],
     thanks_ms: int,
     hb_s: int,
+    ep_min: int | None = None,
 ) -> bytes:
-    """The signed, retained configuration of one device."""
+    """The signed, retained configuration of one device (`ep_min`: the lowest epoch it may use now)."""
     pairs: list[tuple[str, Any]] = [("v", PROTOCOL_VERSION), ("typ", "config"), ("dev", dev), ("ts", ts)]
     pairs += [("rev", rev), ("counter", counter), ("official", official), ("scale", scale)]
     pairs += [("thanks_ms", thanks_ms), ("hb_s", hb_s)]
+    if ep_min is not None:
+        pairs.append(("ep_min", ep_min))
     return seal(secret, _members(pairs))
 
 

@@ -121,6 +121,7 @@ class ConfigMessage(BaseModel):
     scale: dict[str, Any]
     thanks_ms: int = Field(ge=0)
     hb_s: int = Field(ge=5)
+    ep_min: int | None = Field(default=None, ge=1, le=MAX_EPOCH)
     sig: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 

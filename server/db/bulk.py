@@ -33,7 +33,7 @@ EVENT_COLUMNS: list[tuple[str, str]] = [
 _COLUMNS = ", ".join(c for c, _ in EVENT_COLUMNS)
 _CONFLICT = "ON CONFLICT (device_id, epoch, seq) DO NOTHING RETURNING id, device_id, epoch, seq"
 _PG_NEIGHBOURS = (
-    "SELECT e.id, e.device_id, e.epoch, e.seq, e.uptime_ms, e.misuse FROM events e "
+    "SELECT e.id, e.device_id, e.epoch, e.seq, e.uptime_ms, e.misuse, e.txn_key FROM events e "
     "JOIN unnest(%(d)b::varchar[], %(ep)b::int[], %(lo)b::bigint[], %(hi)b::bigint[]) AS k(d, ep, lo, hi) "
     "ON e.device_id = k.d AND e.epoch = k.ep AND e.uptime_ms BETWEEN k.lo AND k.hi WHERE e.typ = 'rating'"
 )
@@ -138,5 +138,6 @@ def rating_neighbours(conn: Connection, windows: Sequence[tuple[str, int, int, i
     cond = or_(*[and_(EVENTS.c.device_id == d, EVENTS.c.epoch == ep, EVENTS.c.uptime_ms.between(lo, hi))
                  for d, ep, lo, hi in windows])
     return list(conn.execute(select(EVENTS.c.id, EVENTS.c.device_id, EVENTS.c.epoch, EVENTS.c.seq,
-                                    EVENTS.c.uptime_ms, EVENTS.c.misuse).where(EVENTS.c.typ == "rating", cond)))
+                                    EVENTS.c.uptime_ms, EVENTS.c.misuse, EVENTS.c.txn_key)
+                             .where(EVENTS.c.typ == "rating", cond)))
 

@@ -133,6 +133,10 @@ class Device(Base):
     duplicates: Mapped[int] = mapped_column(BigInteger, default=0)
     last_hb_epoch: Mapped[int | None] = mapped_column(Integer)
     last_hb_up: Mapped[int | None] = mapped_column(BigInteger)
+    # Highest boot epoch the device has shown, and the floor it must not go below: set above it when
+    # the device turns out to have been reset (protocol §4), and sent in its config as `ep_min`.
+    max_epoch: Mapped[int | None] = mapped_column(Integer)
+    epoch_floor: Mapped[int | None] = mapped_column(Integer)
 
 
 class DeviceBoot(Base):
@@ -198,6 +202,7 @@ class Event(Base):
     txn_key: Mapped[str | None] = mapped_column(String(80))  # counter:local-day:ticket, one counted rating each
     misuse: Mapped[bool] = mapped_column(Boolean, default=False)
     txn_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    attributed_by: Mapped[str | None] = mapped_column(String(100))  # a person's decision: never re-settled
     body: Mapped[dict[str, Any]]
     payload: Mapped[bytes] = mapped_column(LargeBinary)  # the signed bytes as received: re-verifiable evidence
 

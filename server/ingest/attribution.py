@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select, update
+from sqlalchemy import Connection, or_, select, update
 
 from server.db.bulk import any_of
 from server.db.dialect import insert_for
@@ -78,11 +78,17 @@ def quarantine_row(
 ) -> dict[str, Any]:
     """A quarantine record for `payload` (kept up to `limit` bytes; the hash is of the whole)."""
     return {
-        "reason": reason.value, "detail": detail[:500], "topic": topic[:255], "device_id": device_id,
+        "reason": reason.value, "detail": _printable(detail)[:500], "topic": _printable(topic)[:255],
+        "device_id": device_id,
         "epoch": epoch, "seq": seq, "payload": payload[:limit], "payload_size": len(payload),
         "payload_sha256": hashlib.sha256(payload).hexdigest(), "event_id": event_id, "count": 1,
         "first_received_at": received_at, "last_received_at": received_at,
     }
+
+
+def _printable(text: str) -> str:
+    # PostgreSQL text cannot hold NUL, and a record must never fail to be written.
+    return text.replace("\x00", "\\x00")
 
 
 def upsert_quarantine(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -125,25 +131,29 @@ def resolve_open(conn: Connection, event_ids: Sequence[int], reasons: Iterable[R
     )
 
 
-def settle(conn: Connection, event_ids: Sequence[int], *, by: str, why: str) -> dict[str, int]:
+def settle(conn: Connection, event_ids: Sequence[int], *, by: str, why: str) -> dict[str, Any]:
     """Attribute stored, timed events again; move them in or out of the `unattributed` quarantine.
 
-    Returns how many became attributed and how many stay unattributed.
+    Returns how many became attributed and how many wait, and each change of official as
+    [event id, from, to] (for the audit log).
     """
     if not event_ids:
-        return {"attributed": 0, "unattributed": 0}
+        return {"attributed": 0, "unattributed": 0, "moved": []}
     rows = conn.execute(
         select(EVENTS.c.id, EVENTS.c.counter_id, EVENTS.c.event_time, EVENTS.c.official_id, EVENTS.c.payload,
                EVENTS.c.device_id, EVENTS.c.epoch, EVENTS.c.seq, EVENTS.c.received_at)
         .where(EVENTS.c.id.in_(list(event_ids)))
     ).all()
     if not rows:
-        return {"attributed": 0, "unattributed": 0}
+        return {"attributed": 0, "unattributed": 0, "moved": []}
     index = SessionIndex.load(conn, (r.counter_id for r in rows), min(r.event_time for r in rows),
                               max(r.event_time for r in rows))
-    attributed, waiting = [], []
+    attributed, waiting, moved = [], [], []
     for row in rows:
         span = index.at(row.counter_id, row.event_time)
+        official = span.official_id if span else None
+        if official != row.official_id:
+            moved.append([row.id, row.official_id, official])
         if span is None:
             waiting.append(row)
             continue
@@ -151,26 +161,25 @@ def settle(conn: Connection, event_ids: Sequence[int], *, by: str, why: str) -> 
         conn.execute(update(EVENTS).where(EVENTS.c.id == row.id).values(
             official_id=span.official_id, session_id=span.id, status=EventStatus.ACCEPTED))
     resolve_open(conn, attributed, [Reason.UNATTRIBUTED], by=by, how=why)
-    if waiting:
-        ids = [r.id for r in waiting]
-        conn.execute(update(EVENTS).where(EVENTS.c.id.in_(ids)).values(
-            official_id=None, session_id=None, status=EventStatus.QUARANTINED))
-        upsert_quarantine(conn, [
-            quarantine_row(reason=Reason.UNATTRIBUTED, detail="no official was signed in at the counter then",
-                           topic=f"motcua/v1/dev/{r.device_id}/evt", payload=r.payload, received_at=r.received_at,
-                           device_id=r.device_id, epoch=r.epoch, seq=r.seq, event_id=r.id)
-            for r in waiting
-        ])
-    return {"attributed": len(attributed), "unattributed": len(waiting)}
+    _to_unattributed(conn, waiting)
+    return {"attributed": len(attributed), "unattributed": len(waiting), "moved": moved}
 
 
-def unattributed_between(conn: Connection, counter_id: int, start: datetime, end: datetime | None) -> list[int]:
-    """Ids of events on `counter_id` waiting for an official, timed within [start, end)."""
-    cond = [EVENTS.c.counter_id == counter_id, EVENTS.c.status == EventStatus.QUARANTINED,
-            EVENTS.c.official_id.is_(None), EVENTS.c.event_time >= start]
-    if end is not None:
-        cond.append(EVENTS.c.event_time < end)
-    q = select(EVENTS.c.id).join(QUARANTINE, and_(QUARANTINE.c.event_id == EVENTS.c.id,
-                                                  QUARANTINE.c.reason == Reason.UNATTRIBUTED.value,
-                                                  QUARANTINE.c.resolved_at.is_(None))).where(*cond)
-    return list(conn.scalars(q))
+def _to_unattributed(conn: Connection, rows: Sequence[Any]) -> None:
+    """Events without an official: quarantined as `unattributed`, unless already waiting there."""
+    if not rows:
+        return
+    ids = [r.id for r in rows]
+    conn.execute(update(EVENTS).where(EVENTS.c.id.in_(ids)).values(
+        official_id=None, session_id=None, status=EventStatus.QUARANTINED))
+    already = set(conn.scalars(select(QUARANTINE.c.event_id).where(
+        QUARANTINE.c.event_id.in_(ids), QUARANTINE.c.reason == Reason.UNATTRIBUTED.value,
+        QUARANTINE.c.resolved_at.is_(None))))
+    upsert_quarantine(conn, [
+        quarantine_row(reason=Reason.UNATTRIBUTED, detail="no official was signed in at the counter then",
+                       topic=f"motcua/v1/dev/{r.device_id}/evt", payload=r.payload, received_at=r.received_at,
+                       device_id=r.device_id, epoch=r.epoch, seq=r.seq, event_id=r.id)
+        for r in rows if r.id not in already
+    ])
+
+

@@ -73,7 +73,7 @@ class ConfigPublisher:
 
     def _load(self, *, everything: bool, after: str) -> list[dict[str, Any]]:
         d, c, s, o = DEVICES, COUNTERS, SESSIONS, OFFICIALS
-        q = (select(d.c.id, d.c.secret_hex, d.c.status, d.c.config_rev, c.c.code.label("counter_code"),
+        q = (select(d.c.id, d.c.secret_hex, d.c.status, d.c.config_rev, d.c.epoch_floor, c.c.code.label("counter_code"),
                     c.c.name.label("counter_name"), o.c.code.label("official_code"), o.c.full_name, o.c.post,
                     o.c.photo_url)
              .join(c, c.c.id == d.c.counter_id)
@@ -103,7 +103,7 @@ class ConfigPublisher:
             bytes.fromhex(row["secret_hex"]), dev=row["id"], ts=int(time.time() * 1000), rev=self._next_rev(),
             counter={"code": row["counter_code"], "name": row["counter_name"]}, official=official,
             scale={"levels": len(dev.scale_labels), "labels": dev.scale_labels}, thanks_ms=dev.thanks_ms,
-            hb_s=dev.heartbeat_s)
+            hb_s=dev.heartbeat_s, ep_min=row["epoch_floor"])
 
     def _publish(self, rows: list[dict[str, Any]]) -> int:
         infos = [(row, self.bus.publish(topic(row["id"], TopicKind.CONFIG), self._payload(row), qos=1, retain=True))

@@ -14,6 +14,8 @@ class Reason(StrEnum):
     TOPIC_MISMATCH = "topic_mismatch"
     IMPLAUSIBLE_TIME = "implausible_time"
     UNTIMED = "untimed"
+    CLOCK_CONFLICT = "clock_conflict"
+    EPOCH_REGRESSION = "epoch_regression"
     SEQ_CONFLICT = "seq_conflict"
     REPLAY = "replay"
     UNATTRIBUTED = "unattributed"
@@ -22,4 +24,6 @@ class Reason(StrEnum):
 
 # Reasons under which the event itself is stored (and waits for time or an official); the others keep
 # only the raw payload in the quarantine record.
-STORED_AS_EVENT = frozenset({Reason.IMPLAUSIBLE_TIME, Reason.UNTIMED, Reason.UNATTRIBUTED})
+STORED_AS_EVENT = frozenset({Reason.IMPLAUSIBLE_TIME, Reason.UNTIMED, Reason.CLOCK_CONFLICT, Reason.UNATTRIBUTED})
+# Reasons a later clock anchor of the event's boot settles by itself.
+RETIMED_BY_ANCHOR = frozenset({Reason.UNTIMED, Reason.IMPLAUSIBLE_TIME})

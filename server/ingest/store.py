@@ -14,7 +14,7 @@ from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, select, update
+from sqlalchemy import Connection, and_, bindparam, case, delete, exists, func, select, update
 from sqlalchemy.orm import aliased
 
 from motcua.protocol import parse_topic
@@ -41,11 +41,13 @@ from server.ingest.classify import (
     classify,
 )
 from server.ingest.messages import ACK_CODE, Fate, Incoming, Result
-from server.ingest.reasons import Reason
+from server.ingest.reasons import RETIMED_BY_ANCHOR, Reason
 from server.ingest.timing import TimeLimits, anchor_candidate, derive_time
 from server.settings import Settings
 
 INGEST = "ingest"
+ANCHOR_SLACK_MS = 2000  # jitter a refreshed anchor may add beyond drift
+DRIFT_DIVISOR = 5000  # 1/5000 = 200 ppm: well above a crystal's drift, far below a delayed heartbeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +65,15 @@ class IngestRules:
         ing = settings.ingest
         return cls(max_payload=ing.max_payload_bytes, misuse_window_ms=ing.misuse_window_ms,
                    anchor_refresh_ms=ing.anchor_refresh_ms, zone=settings.zone,
-                   limits=TimeLimits(ing.max_future_skew_ms, ing.max_event_age_days * 86_400_000))
+                   limits=TimeLimits(ing.max_future_skew_ms, ing.max_event_age_days * 86_400_000,
+                                     ing.clock_conflict_ms))
 
 
 @dataclass(slots=True)
 class _DeviceRow:
     info: DeviceInfo
     last_hb: tuple[int, int] | None
+    max_epoch: int
 
 
 def _topic_device(topic: str) -> str | None:
@@ -84,14 +88,14 @@ def load_devices(conn: Connection, ids: set[str]) -> dict[str, _DeviceRow]:
     if not ids:
         return {}
     q = (select(DEVICES.c.id, DEVICES.c.secret_hex, DEVICES.c.status, DEVICES.c.counter_id,
-                DEVICES.c.last_hb_epoch, DEVICES.c.last_hb_up)
+                DEVICES.c.last_hb_epoch, DEVICES.c.last_hb_up, DEVICES.c.max_epoch)
          .where(any_of(conn, DEVICES.c.id, sorted(ids), "varchar")).order_by(DEVICES.c.id))
     rows = conn.execute(q.with_for_update())
     out = {}
     for r in rows:
         info = DeviceInfo(r.id, bytes.fromhex(r.secret_hex), r.status == DeviceStatus.ACTIVE, r.counter_id)
         last = (r.last_hb_epoch, r.last_hb_up) if r.last_hb_epoch is not None else None
-        out[r.id] = _DeviceRow(info, last)
+        out[r.id] = _DeviceRow(info, last, r.max_epoch or 0)
     return out
 
 
@@ -103,6 +107,8 @@ class BatchStore:
         self.rules = rules
         self.quarantine: list[dict[str, Any]] = []
         self.duplicates: defaultdict[str, int] = defaultdict(int)  # re-sends per device, saved on the row
+        self.tell_epoch: set[str] = set()  # devices whose epoch floor is raised (and config re-sent)
+        self.forget_anchors: dict[str, int] = {}  # device -> lowest epoch whose anchors are stale
         self.secrets: dict[str, bytes] = {}
 
     def run(self, batch: list[Incoming]) -> list[Result]:
@@ -119,6 +125,7 @@ class BatchStore:
         self._retime_untimed(timed_epochs)
         upsert_quarantine(self.conn, self.quarantine)
         self._save_duplicate_counts()
+        self._save_epochs(devices, classified)
         assert all(r is not None for r in results), "every message must leave the batch with a fate"
         return results  # type: ignore[return-value]
 
@@ -160,11 +167,10 @@ class BatchStore:
                 continue
             hb, row, msg = c.heartbeat, devices[c.device.id], batch[i]
             if row.last_hb is not None and (hb.ep, hb.up) <= row.last_hb:
-                self._reject(i, msg, Rejected(Reason.REPLAY, f"heartbeat (ep {hb.ep}, up {hb.up}) is not newer "
-                                              f"than (ep {row.last_hb[0]}, up {row.last_hb[1]})", c.device.id,
-                                              hb.ep, hb.seq), results)
+                self._not_newer(i, msg, c, row, results)
                 continue
             row.last_hb = (hb.ep, hb.up)
+            row.max_epoch = max(row.max_epoch, hb.ep)
             cand = anchor_candidate(received_ms=msg.received_ms, up=hb.up)
             best = anchors.get((c.device.id, hb.ep))
             if best is None or cand < best[0]:
@@ -174,6 +180,27 @@ class BatchStore:
         self._save_health(health)
         self._save_anchors(anchors)
         return set(anchors)
+
+    def _not_newer(self, i: int, msg: Incoming, c: VerifiedHeartbeat, row: _DeviceRow,
+                   results: list[Result | None]) -> None:
+        """A heartbeat from before the last one accepted: replayed, or the device was reset.
+
+        A replay carries the device time of its first sending; a device that lost its epoch (flash
+        erased, re-installed) sends the present time. Either way the device gets an epoch floor above
+        every epoch it has shown, sent in its config (`ep_min`): a reset device jumps to it, and a
+        replay costs a device that was fine one harmless new epoch (protocol §4).
+        """
+        hb, last = c.heartbeat, row.last_hb
+        assert last is not None
+        self.tell_epoch.add(c.device.id)
+        fresh = hb.ts is not None and abs(hb.ts - msg.received_ms) <= self.rules.limits.max_future_skew_ms
+        if fresh:
+            self.forget_anchors[c.device.id] = min(hb.ep, self.forget_anchors.get(c.device.id, hb.ep))
+            reason, why = Reason.EPOCH_REGRESSION, "the device started over at an epoch it had used before"
+        else:
+            reason, why = Reason.REPLAY, "not newer than the last heartbeat accepted"
+        detail = f"heartbeat (ep {hb.ep}, up {hb.up}) after (ep {last[0]}, up {last[1]}): {why}"
+        self._reject(i, msg, Rejected(reason, detail, c.device.id, hb.ep, hb.seq), results)
 
     @staticmethod
     def _health(hb: Any, received_ms: int) -> dict[str, Any]:
@@ -198,10 +225,14 @@ class BatchStore:
         if not anchors:
             return
         stmt = insert_for(self.conn, BOOTS)
-        # Keep the tightest estimate, but let a fresh one replace it after `anchor_refresh_ms` of
-        # uptime, so crystal drift between device and server never accumulates (protocol §4).
+        # A lower estimate is always better: network delay only ever adds. A higher one replaces the
+        # anchor only after `anchor_refresh_ms` of uptime, and only within what crystal drift can
+        # explain (200 ppm of the uptime since, plus 2 s): a heartbeat delayed by a backlog must not
+        # shift every later event across a handover (protocol §4).
+        since = stmt.excluded.anchor_up - BOOTS.c.anchor_up
         better = (stmt.excluded.anchor_ms < BOOTS.c.anchor_ms) | (
-            stmt.excluded.anchor_up - BOOTS.c.anchor_up > self.rules.anchor_refresh_ms)
+            (since > self.rules.anchor_refresh_ms)
+            & (stmt.excluded.anchor_ms - BOOTS.c.anchor_ms <= ANCHOR_SLACK_MS + since / DRIFT_DIVISOR))
         stmt = stmt.on_conflict_do_update(index_elements=["device_id", "epoch"], set_={
             "anchor_ms": case((better, stmt.excluded.anchor_ms), else_=BOOTS.c.anchor_ms),
             "anchor_up": case((better, stmt.excluded.anchor_up), else_=BOOTS.c.anchor_up),
@@ -267,7 +298,9 @@ class BatchStore:
         txn = e.body.txn if isinstance(e, RatingEvent) else None
         problem = timed.problem
         detail = {Reason.UNTIMED: "device clock not synced and no heartbeat anchor for this boot yet",
-                  Reason.IMPLAUSIBLE_TIME: f"device time {e.ts} ms is implausible at receipt {msg.received_ms} ms"
+                  Reason.IMPLAUSIBLE_TIME: f"device time {e.ts} ms is implausible at receipt {msg.received_ms} ms",
+                  Reason.CLOCK_CONFLICT: f"device time {e.ts} ms and the boot's heartbeat anchor disagree by "
+                                         "more than the allowed margin (device reset, or a wrong clock)",
                   }.get(problem, "") if problem else ""
         return {
             "device_id": c.device.id, "epoch": e.ep, "seq": e.seq, "typ": e.typ,
@@ -283,8 +316,7 @@ class BatchStore:
         }
 
     def _txn_key(self, counter_id: int, at: datetime, txn: str) -> str:
-        # Queue tickets restart every day, so a ticket identifies a transaction within a local day.
-        return f"{counter_id}:{at.astimezone(self.rules.zone).date().isoformat()}:{txn}"
+        return txn_key(counter_id, at, txn, self.rules.zone)
 
     @staticmethod
     def _attribute(row: dict[str, Any], index: SessionIndex) -> None:
@@ -326,6 +358,24 @@ class BatchStore:
         detail = f"(ep {key[1]}, seq {key[2]}) is already stored with different bytes: the device re-used a number"
         self._reject(i, msg, Rejected(Reason.SEQ_CONFLICT, detail, key[0], key[1], key[2], True), results)
 
+    def _save_epochs(self, devices: dict[str, _DeviceRow], cls: list[Classified]) -> None:
+        """Raise each device's highest epoch seen; re-publish configs and drop stale anchors on a reset."""
+        for c in cls:
+            if isinstance(c, VerifiedEvent):
+                row = devices[c.device.id]
+                row.max_epoch = max(row.max_epoch, c.event.ep)
+        raised = [{"b_id": d, "b_ep": r.max_epoch} for d, r in sorted(devices.items()) if r.max_epoch]
+        if raised:
+            self.conn.execute(update(DEVICES).where(DEVICES.c.id == bindparam("b_id"),
+                                                    func.coalesce(DEVICES.c.max_epoch, 0) < bindparam("b_ep"))
+                              .values(max_epoch=bindparam("b_ep")), raised)
+        for device_id, epoch in sorted(self.forget_anchors.items()):
+            self.conn.execute(delete(BOOTS).where(BOOTS.c.device_id == device_id, BOOTS.c.epoch >= epoch))
+        for device_id in sorted(self.tell_epoch):
+            floor = devices[device_id].max_epoch + 1
+            self.conn.execute(update(DEVICES).where(DEVICES.c.id == device_id)
+                              .values(epoch_floor=floor, config_rev=DEVICES.c.config_rev + 1))
+
     def _save_duplicate_counts(self) -> None:
         """Count re-sends on the device row (the demo summary and the fleet view read it)."""
         if not self.duplicates:
@@ -350,9 +400,12 @@ class BatchStore:
         if flagged:
             self.conn.execute(update(EVENTS).where(any_of(self.conn, EVENTS.c.id, flagged, "bigint"))
                               .values(misuse=True))
-        keys = sorted({txn for *_rest, txn in new if txn})
-        if keys:
-            recompute_txn_duplicates(self.conn, keys)
+        # A press that just became misuse may have been the counted one of its ticket: recompute those too.
+        newly_misuse = set(flagged)
+        tickets = {txn for *_rest, txn in new if txn}
+        tickets |= {r.txn_key for r in rows if r.id in newly_misuse and r.txn_key}
+        if tickets:
+            recompute_txn_duplicates(self.conn, sorted(tickets))
 
     # --- events waiting for a clock anchor ----------------------------------------------------
 
@@ -364,7 +417,7 @@ class BatchStore:
             select(EVENTS.c.id, EVENTS.c.device_id, EVENTS.c.epoch, EVENTS.c.uptime_ms, EVENTS.c.received_at,
                    EVENTS.c.counter_id, EVENTS.c.body)
             .join(QUARANTINE, QUARANTINE.c.event_id == EVENTS.c.id)
-            .where(QUARANTINE.c.reason == Reason.UNTIMED.value, QUARANTINE.c.resolved_at.is_(None),
+            .where(QUARANTINE.c.reason.in_([r.value for r in RETIMED_BY_ANCHOR]), QUARANTINE.c.resolved_at.is_(None),
                    pairs_in(self.conn, EVENTS.c.device_id, EVENTS.c.epoch, sorted(epochs)))
         ).all()
         if not waiting:
@@ -379,12 +432,17 @@ class BatchStore:
                 event_time=at, time_source=TimeSource.ANCHOR,
                 txn_key=self._txn_key(w.counter_id, at, txn) if txn else None))
             ids.append(w.id)
-        resolve_open(self.conn, ids, [Reason.UNTIMED], by=INGEST, how="timed from the boot's heartbeat anchor")
+        resolve_open(self.conn, ids, RETIMED_BY_ANCHOR, by=INGEST, how="timed from the boot's heartbeat anchor")
         settle(self.conn, ids, by=INGEST, why="timed from the boot's heartbeat anchor")
         keys = [k for k in self.conn.scalars(select(EVENTS.c.txn_key).where(
             EVENTS.c.id.in_(ids), EVENTS.c.txn_key.is_not(None)).distinct())]
         if keys:
             recompute_txn_duplicates(self.conn, keys)
+
+
+def txn_key(counter_id: int, at: datetime, txn: str, zone: ZoneInfo) -> str:
+    """Queue tickets restart every day, so a ticket identifies a transaction within a local day."""
+    return f"{counter_id}:{at.astimezone(zone).date().isoformat()}:{txn}"
 
 
 def misuse_to_flag(ratings: list[Any], window_ms: int) -> list[int]:

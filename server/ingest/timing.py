@@ -14,6 +14,7 @@ EARLIEST_PLAUSIBLE_MS = 1_704_067_200_000  # 2024-01-01T00:00Z: before motcua ex
 class TimeLimits:
     max_future_skew_ms: int
     max_event_age_ms: int
+    clock_conflict_ms: int = 600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +27,13 @@ class Timed:
 def derive_time(*, ts: int | None, up: int, received_ms: int, anchor_ms: int | None, limits: TimeLimits) -> Timed:
     """Event time by the first rule that applies: anchor, plausible device clock, else quarantine."""
     if anchor_ms is not None:
-        # The anchor is on the server's clock, so a device whose clock is skewed is still placed right.
-        return Timed(min(anchor_ms + up, received_ms), TimeSource.ANCHOR)
+        # The anchor is on the server's clock, so a device whose clock is a little off is placed right.
+        at = min(anchor_ms + up, received_ms)
+        if ts is not None and plausible(ts, received_ms, limits) and abs(ts - at) > limits.clock_conflict_ms:
+            # Far apart: either the device clock is wrong, or the anchor belongs to an earlier life of
+            # this epoch number (the device was reset). Guessing could credit the wrong official.
+            return Timed(received_ms, TimeSource.RECEIVE, Reason.CLOCK_CONFLICT)
+        return Timed(at, TimeSource.ANCHOR)
     if ts is None:
         return Timed(received_ms, TimeSource.RECEIVE, Reason.UNTIMED)
     if plausible(ts, received_ms, limits):

@@ -54,4 +54,5 @@ def attribute(qid: int, req: AttributeRequest, request: Request,
               who: Principal = Depends(require("admin"))) -> dict[str, object]:  # noqa: B008
     with request.app.state.engine.begin() as conn:
         return attribute_quarantined(conn, quarantine_id=qid, official_code=req.official, reason=req.reason,
-                                     actor=who.name, event_time=req.event_time)
+                                     actor=who.name, zone=request.app.state.settings.zone,
+                                     event_time=req.event_time)
