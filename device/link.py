@@ -32,7 +32,7 @@ class DeviceLink:
                  resend_after_s: float = RESEND_AFTER_S, heartbeat_s: float = 60.0,
                  clock: Callable[[], float] = time.time, clock_synced: Callable[[], bool] = lambda: True,
                  uptime_ms: Callable[[], int] | None = None,
-                 on_config: Callable[[dict[str, Any] | None], None] | None = None) -> None:
+                 on_config: Callable[[dict[str, Any]], None] | None = None) -> None:
         self.device_id, self.secret, self.outbox = device_id, secret, outbox
         self.host, self.port = host, port
         self.fw = fw
@@ -151,8 +151,17 @@ class DeviceLink:
         if msg.topic not in self._mine:
             return  # some brokers (amqtt) deliver retained messages of other topics; never act on them
         try:
-            if msg.topic.endswith("/cfg") and not msg.payload:
-                self._apply_config(None)
+            self._take(msg)
+        except Exception:
+            # Never let one message kill paho's thread: the link would look connected and do nothing.
+            log.exception("%s: failed on a message on %s", self.device_id, msg.topic)
+
+    def _take(self, msg: mqtt.MQTTMessage) -> None:
+        try:
+            if not msg.payload:
+                # An empty retained config is how the server clears a revoked device's config; it is
+                # unsigned, so it changes nothing here (anyone with broker access could send one).
+                log.info("%s: the retained config was cleared on the broker", self.device_id)
                 return
             verify_payload(self.secret, bytes(msg.payload))
             parsed = validate_server_message(parse_json_strict(bytes(msg.payload)))
@@ -179,8 +188,6 @@ class DeviceLink:
         self.outbox.put("config", doc)
         self._apply_config(doc)
 
-    def _apply_config(self, doc: dict[str, Any] | None) -> None:
-        if doc is None:
-            self.outbox.put("config", None)
+    def _apply_config(self, doc: dict[str, Any]) -> None:
         if self.on_config is not None:
             self.on_config(doc)

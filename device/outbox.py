@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_CAPACITY = 100_000  # a month of a busy counter with no network; beyond it the oldest go, counted
+BACKOFF_DOUBLINGS = 4  # re-send waits 1, 2, 4, 8, then 16x the base (15 s -> 4 min at most)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -122,11 +123,16 @@ class Outbox:
             self._put("dropped", int(self.get("dropped", 0)) + over)
 
     def due(self, now_ms: int, resend_after_ms: int, limit: int = 100) -> list[Entry]:
-        """Events never sent, or sent longer than `resend_after_ms` ago without an ack, oldest first."""
+        """Events never sent, or unacked for longer than their backoff, oldest first.
+
+        The wait doubles with each attempt up to 16x `resend_after_ms` (protocol §7): a device the
+        server cannot acknowledge (revoked, wrong key) keeps its events but stops flooding the broker.
+        """
         with self._lock:
             rows = self._db.execute(
-                "SELECT ep, seq, payload FROM outbox WHERE sent_ms IS NULL OR sent_ms <= ? ORDER BY ep, seq LIMIT ?",
-                (now_ms - resend_after_ms, limit)).fetchall()
+                "SELECT ep, seq, payload FROM outbox WHERE sent_ms IS NULL "
+                "OR sent_ms + ? * (1 << min(max(attempts - 1, 0), ?)) <= ? ORDER BY ep, seq LIMIT ?",
+                (resend_after_ms, BACKOFF_DOUBLINGS, now_ms, limit)).fetchall()
         return [Entry(ep, seq, bytes(p)) for ep, seq, p in rows]
 
     def mark_sent(self, entries: Iterable[Entry], now_ms: int) -> None:

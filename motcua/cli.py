@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -138,8 +139,9 @@ def ingest(
     """Run ingest: MQTT in, verified events into the database, acks out."""
     setup_logging(verbose)
     settings = load()
-    engine_for(settings)  # refuse to start against an old schema, with the fix
+    engine = engine_for(settings)  # refuses to start against an old schema, and says the fix
     if workers > 1:
+        engine.dispose()
         if settings.mqtt.protocol != 5:
             raise fail("several workers need MQTT 5 shared subscriptions: set MOTCUA_MQTT__PROTOCOL=5")
         from server.ingest.workers import Supervisor
@@ -155,7 +157,7 @@ def ingest(
     from server.ingest.service import IngestService
     from server.mqtt import BrokerRefused
 
-    service = IngestService(settings, engine_for(settings), registry=REGISTRY).start()
+    service = IngestService(settings, engine, registry=REGISTRY).start()
     try:
         if not service.bus.wait_connected(30):
             logging.getLogger("motcua").warning("broker %s not reachable yet; still trying", settings.mqtt.url)
@@ -335,8 +337,10 @@ def device_provision(
         return
     text = _device_config_text(made.id, made.secret_hex, host, port, mqtt_password, wifi_ssid, ntp_host, kind)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
-    out.chmod(0o600)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, even briefly
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    out.chmod(0o600)  # an existing file keeps its old mode through O_CREAT
     typer.echo(f"wrote {out} (it holds the device secret: keep it off shared drives)")
     if kind == "button":
         typer.echo(f"copy it to the board:  mpremote connect /dev/ttyUSB0 cp {out} :config_local.py "

@@ -68,7 +68,7 @@ class MqttBus:
         self.announce = announce
         self.connected = threading.Event()
         self.fatal: BrokerRefused | None = None
-        self.handler_errors = 0
+        self.refused_subscriptions = 0
         self.generation = 0
         self._routes: list[tuple[str, str, int, Handler]] = []  # (filter, subscribe-as, qos, handler)
         self._matchers: list[tuple[re.Pattern[str], Handler]] = []
@@ -182,6 +182,7 @@ class MqttBus:
                           _props: Any) -> None:
         refused = [str(r) for r in reasons if r.is_failure]
         if refused:
+            self.refused_subscriptions += 1
             log.error("the broker refused a subscription (%s): check the ACL of MQTT user %r",
                       ", ".join(refused), self.settings.username)
         self._awaiting_subacks.discard(mid)
@@ -220,6 +221,5 @@ class MqttBus:
         try:
             handler(received)
         except Exception:
-            self.handler_errors += 1
             log.exception("handler for %s failed on %d bytes starting %r", received.topic, len(received.payload),
                           received.payload[:80])

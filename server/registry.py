@@ -32,6 +32,7 @@ SCOPES = {
     "admin": "provision and revoke devices, resolve quarantine, manage the registry",
 }
 ROLES = ("admin", "viewer")
+RESERVED_PREFIX = "motcua"
 _hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 
 
@@ -96,6 +97,9 @@ def provision_device(conn: Connection, *, counter_id: int, kind: DeviceKind, act
     device_id = device_id or f"{kind.value}-{secrets.token_hex(4)}"
     if not is_device_id(device_id):
         raise RegistryError("invalid", f"{device_id!r} is not a valid device id (a-z, 0-9, '-', 3-40 chars)")
+    if device_id.startswith(RESERVED_PREFIX):
+        # Device ids are also broker user names: "motcua-server" and kin belong to the server.
+        raise RegistryError("invalid", f"device ids may not start with {RESERVED_PREFIX!r}")
     if _exists(conn, DEVICES.c.id, device_id):
         raise RegistryError("conflict", f"device {device_id!r} exists; revoke it or choose another id")
     if not _exists(conn, COUNTERS.c.id, counter_id):

@@ -109,6 +109,9 @@ def test_official_ratings_count_only_valid_presses(client: TestClient, engine: E
     assert client.get("/api/v1/officials/PX-CB002/ratings?period=2026-10", headers=reader).json()["items"] == []
     assert_error(client.get("/api/v1/officials/PX-CB002/ratings?period=2026-13", headers=reader), 422,
                  "invalid_request")
+    for cursor in ("²", "9" * 30, "-1"):  # not what we hand out: a clear 422, never a 500
+        assert_error(client.get(f"/api/v1/officials/PX-CB002/ratings?period=2026-11&cursor={cursor}",
+                                headers=reader), 422, "invalid_request")
     assert_error(client.get("/api/v1/officials/NOBODY/ratings?period=2026-11", headers=reader), 404, "not_found")
 
 
@@ -152,6 +155,8 @@ def test_device_provisioning_shows_the_key_once(client: TestClient, engine: Engi
     assert "kiosk-px-2" in {d["id"] for d in listed} and all("secret" not in str(d) for d in listed)
     assert_error(client.post("/api/v1/devices", json={"counter": "PX-Q2", "id": "kiosk-px-2"}, headers=admin),
                  409, "conflict")
+    assert_error(client.post("/api/v1/devices", json={"counter": "PX-Q2", "id": "motcua-server"}, headers=admin),
+                 422, "invalid")  # device ids are broker user names: the server's is reserved
     assert client.post("/api/v1/devices/kiosk-px-2/revoke", json={"reason": "lost"}, headers=admin).status_code == 200
     assert_error(client.post("/api/v1/devices/kiosk-px-2/revoke", json={"reason": "lost"}, headers=admin),
                  409, "conflict")
@@ -176,8 +181,15 @@ def test_console_login_pages_and_csrf(client: TestClient, engine: Engine, office
     assert "UBND phường PX" in client.get("/").text
     live = client.get("/api/v1/units/PX/live").json()
     assert [c["code"] for c in live["counters"]] == ["PX-Q1", "PX-Q2"] and live["labels"][0] == "Rất không hài lòng"
-    # A cookie-authenticated write without the session's CSRF token is refused.
+    # A cookie-authenticated write without the session's CSRF token is refused; with it, it goes through.
     assert_error(client.post("/api/v1/counters/PX-Q1/sign-in", json={"official": "PX-CB001"}), 403, "csrf")
+    assert_error(client.post("/api/v1/counters/PX-Q1/sign-in", json={"official": "PX-CB001"},
+                             headers={"X-CSRF-Token": "guess"}), 403, "csrf")
+    page = client.get("/units/PX").text
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+    ok = client.post("/api/v1/counters/PX-Q1/sign-in", json={"official": "PX-CB001"},
+                     headers={"X-CSRF-Token": token})
+    assert ok.status_code == 201, ok.text
 
 
 def test_login_refuses_open_redirects_and_forged_forms(client: TestClient, engine: Engine, office: Office) -> None:

@@ -40,7 +40,7 @@ def test_demo_runs_serves_and_prints_a_json_summary_last(tmp_path: Path) -> None
     assert summary["events_stored"] > 10 and summary["ratings"] > 10
     assert isinstance(summary["quarantined"], dict) and isinstance(summary["duplicates"], int)
     assert summary["still_in_device_outboxes"] == 0
-    assert "Traceback" not in err
+    assert "Traceback" not in err, err[max(0, err.find("Traceback") - 800):][:4000]
 
 
 def test_demo_refuses_a_taken_port_with_the_fix(tmp_path: Path) -> None:

@@ -49,10 +49,33 @@ def test_overflow_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
 
 
 def test_an_event_survives_a_kill_right_after_add(tmp_path: Path) -> None:
-    """SIGKILL the writing process right after add() returns: the event is there after 'reboot'."""
+    """SIGKILL the writing process right after add() returns: the event is committed, not pending in
+    a transaction. (Durability across a power cut is SQLite's synchronous=FULL, checked below.)"""
     path = tmp_path / "o.sqlite3"
     script = (f"import os, signal; from device.outbox import Outbox; b = Outbox({str(path)!r}); b.begin_boot(); "
               "b.add(lambda ep, seq: b'press', 1); os.kill(os.getpid(), signal.SIGKILL)")
     subprocess.run([sys.executable, "-c", script], check=False)
     box = Outbox(path)
     assert box.depth() == 1 and box.epoch == 1 and box.begin_boot() == 2
+
+
+def test_the_outbox_asks_sqlite_for_full_durability(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3")
+    assert box._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL: fsync before a commit returns
+    assert box._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_resends_back_off_until_acked(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite3")
+    box.begin_boot()
+    _add(box)
+    base, now, gaps = 1000, 0, []
+    for _ in range(7):
+        [entry] = box.due(now_ms=now, resend_after_ms=base)
+        box.mark_sent([entry], now_ms=now)
+        wait = 0
+        while not box.due(now_ms=now + wait, resend_after_ms=base):
+            wait += 250
+        gaps.append(wait)
+        now += wait
+    assert gaps == [1000, 2000, 4000, 8000, 16000, 16000, 16000]

@@ -23,8 +23,8 @@ json_values = st.recursive(
     max_leaves=12,
 )
 envelope_like = st.fixed_dictionaries(
-    {"v": st.sampled_from([1, 2, "1"]), "ep": st.integers(-2, 2**33), "seq": st.integers(-2, 2**60),
-     "up": st.integers(-5, 2**60), "typ": st.sampled_from(["rating", "incident", "heartbeat", "x"]),
+    {"v": st.sampled_from([1, 2, "1"]), "ep": st.integers(-2, 2**70), "seq": st.integers(-2, 2**70),
+     "up": st.integers(-5, 2**70), "typ": st.sampled_from(["rating", "incident", "heartbeat", "ack", "x"]),
      "body": json_values},
     optional={"ts": st.integers(-1, 2**60) | st.none(), "extra": json_values},
 )
@@ -60,12 +60,16 @@ def test_any_payload_gets_a_fate_and_never_crashes_ingest(engine: Engine) -> Non
     def check(batch: list[tuple[str, bytes]], received: int) -> None:
         outcome = pipeline.process([Incoming(t, p, received) for t, p in batch])
         assert len(outcome.results) == len(batch)
-        for (topic, _), result in zip(batch, outcome.results, strict=True):
+        for (topic, payload), result in zip(batch, outcome.results, strict=True):
             assert result.fate in set(Fate)
             if result.fate is Fate.QUARANTINED:
-                assert result.reason
-            if result.ack is not None:  # only ever for authenticated events of the right device
-                assert topic == dev.topic()
+                assert result.reason and result.reason != "internal_error"
+            if result.ack is not None:
+                # Only ever for a message on the device's own `evt` topic that claims to be an event,
+                # naming exactly the (ep, seq) it carries: anything else could delete an unstored press.
+                doc = json.loads(payload)
+                assert topic == dev.topic() and doc["typ"] in ("rating", "incident")
+                assert result.ack[:2] == (doc["ep"], doc["seq"])
         seen["messages"] += len(batch)
 
     check()

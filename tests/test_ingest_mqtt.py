@@ -98,10 +98,28 @@ def test_retained_config_follows_sign_in_and_revocation(engine: Engine, db_url: 
             assert cfg["counter"]["code"] == "PX-Q1" and cfg["scale"]["levels"] == 4
             with engine.begin() as conn:
                 registry.revoke_device(conn, device_id=office.devices[0].id, reason="test", actor="test")
-            wait_until(lambda: configs[-1] is None, what="the config to be cleared")
+            wait_until(lambda: not _retained(mosquitto, office.devices[0].topic("cfg")),
+                       what="the retained config to be cleared on the broker")
     finally:
         agent.stop()
+    # The clearing message is unsigned: the device changes nothing because of it.
+    assert configs[-1] is not None and configs[-1]["official"]["name"] == "Cán bộ 2"
     assert agent.link.rejected_server_messages == 0
+
+
+def _retained(broker: Mosquitto, topic_name: str) -> bytes | None:
+    """What a new subscriber gets as retained on `topic_name` (None: nothing)."""
+    got: list[bytes] = []
+    done = threading.Event()
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"peek-{time.monotonic_ns()}")
+    c.on_message = lambda _c, _u, m: (got.append(m.payload), done.set())
+    c.connect("127.0.0.1", broker.port)
+    c.loop_start()
+    c.subscribe(topic_name, qos=1)
+    done.wait(1.0)
+    c.loop_stop()
+    c.disconnect()
+    return got[0] if got else None
 
 
 def test_forged_ack_deletes_nothing(engine: Engine, mosquitto: Mosquitto, office: Office, tmp_path: Path) -> None:
@@ -148,3 +166,19 @@ def test_a_device_whose_state_was_wiped_moves_to_a_fresh_epoch(engine: Engine, d
     with engine.connect() as conn:
         keys = sorted(tuple(r) for r in conn.execute(select(EVENTS.c.epoch, EVENTS.c.seq)))
     assert keys == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3)]
+
+
+def test_healthz_reports_an_ingest_that_lost_its_broker(engine: Engine, db_url: str, mosquitto: Mosquitto) -> None:
+    from fastapi.testclient import TestClient
+
+    from server.api.app import create_app
+
+    settings = ingest_settings(db_url, mosquitto)
+    with running_ingest(settings, engine) as service:
+        client = TestClient(create_app(settings, engine, ingest=service))
+        assert client.get("/healthz").status_code == 200
+        mosquitto.kill()
+        wait_until(lambda: client.get("/healthz").status_code == 503, what="health to turn degraded")
+        assert "not connected to the broker" in client.get("/healthz").json()["problems"]
+        mosquitto.start()
+        wait_until(lambda: client.get("/healthz").status_code == 200, what="health to recover")

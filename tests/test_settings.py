@@ -67,4 +67,4 @@ def test_configuration_doc_lists_every_setting() -> None:
     from server.settings import reference_markdown
 
     doc = (Path(__file__).parents[1] / "docs" / "configuration.md").read_text(encoding="utf-8")
-    assert reference_markdown() in doc, "regenerate the table in docs/configuration.md from reference_markdown()"
+    assert reference_markdown() in doc, "regenerate it: python -m server.settings docs/configuration.md"

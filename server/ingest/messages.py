@@ -9,13 +9,11 @@ from typing import Any
 
 @dataclass(slots=True)
 class Incoming:
-    """One MQTT message as received; `mid`/`qos` let the adapter PUBACK it after the commit."""
+    """One MQTT message as received; `token` lets the adapter PUBACK it after the commit."""
 
     topic: str
     payload: bytes
     received_ms: int
-    mid: int = 0
-    qos: int = 0
     arrived_monotonic: float = field(default=0.0, compare=False)  # for ack-latency metrics
     token: Any = field(default=None, compare=False)  # the adapter's handle for the PUBACK
 

@@ -78,6 +78,20 @@ class IngestService:
             thread.join(timeout)
         self.bus.stop()
 
+    def problems(self) -> list[str]:
+        """What keeps ingest from doing its job right now (empty when healthy), for /healthz."""
+        found = []
+        if self.bus.fatal is not None:
+            found.append(str(self.bus.fatal))
+        if self.bus.refused_subscriptions:
+            found.append("the broker refused a subscription: check the server account's ACL")
+        if not self.bus.connected.is_set():
+            found.append("not connected to the broker")
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if dead and not self._stop.is_set():
+            found.append(f"stopped thread(s): {', '.join(dead)}")
+        return found
+
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is queued or being committed (tests, demo)."""
         deadline = time.monotonic() + timeout
@@ -90,7 +104,7 @@ class IngestService:
     # --- network thread ----------------------------------------------------------------------
 
     def _enqueue(self, msg: Received) -> None:
-        item = Incoming(msg.topic, msg.payload, int(self.clock() * 1000), msg.mid, msg.qos, time.monotonic(), msg)
+        item = Incoming(msg.topic, msg.payload, int(self.clock() * 1000), time.monotonic(), msg)
         if msg.qos == 0:
             try:
                 self.queue.put_nowait(item)

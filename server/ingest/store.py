@@ -263,7 +263,7 @@ class BatchStore:
                                   max(r["event_time"] for r in rows.values()))
         for row in rows.values():
             self._attribute(row, index)
-        inserted = self._insert(list(rows.values()))
+        inserted = insert_events(self.conn, list(rows.values()))  # the rows' "_" keys are ignored there
         self._classify_conflicts(batch, rows, firsts, inserted, results)
         self._flag_ratings([(k, inserted[k], rows[k]["uptime_ms"], rows[k]["txn_key"]) for k in inserted
                             if rows[k]["rating"] is not None])
@@ -272,7 +272,8 @@ class BatchStore:
             if row["_problem"] is not None:
                 self.quarantine.append(quarantine_row(
                     reason=row["_problem"], detail=row["_detail"], topic=row["_topic"], payload=row["payload"],
-                    received_at=row["received_at"], device_id=key[0], epoch=key[1], seq=key[2], event_id=event_id))
+                    received_at=row["received_at"], device_id=key[0], epoch=key[1], seq=key[2], event_id=event_id,
+                    limit=self.rules.max_payload))
 
     def _event_rows(self, batch: list[Incoming], todo: list[tuple[int, VerifiedEvent]],
                     anchors: dict[tuple[str, int], int], results: list[Result | None]
@@ -327,9 +328,6 @@ class BatchStore:
             row["_problem"], row["_detail"] = Reason.UNATTRIBUTED, "no official was signed in at the counter then"
             return
         row.update(official_id=span.official_id, session_id=span.id, status=EventStatus.ACCEPTED)
-
-    def _insert(self, rows: list[dict[str, Any]]) -> dict[tuple[str, int, int], int]:
-        return insert_events(self.conn, rows)  # extra "_" keys of the rows are ignored there
 
     def _classify_conflicts(self, batch: list[Incoming], rows: dict[tuple[str, int, int], dict[str, Any]],
                             firsts: dict[tuple[str, int, int], int], inserted: dict[tuple[str, int, int], int],

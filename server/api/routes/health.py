@@ -27,8 +27,9 @@ def healthz(request: Request) -> JSONResponse:
     else:
         state["mqtt"] = "connected" if ingest.bus.connected.is_set() else "disconnected"
         state["ingest_queue"] = ingest.queue.qsize()
-        if not ingest.bus.connected.is_set():
-            state["status"] = "degraded"
+        problems = ingest.problems()
+        if problems:
+            state.update(status="degraded", problems=problems)
     return JSONResponse(state, status_code=200 if state["status"] == "ok" else 503)
 
 

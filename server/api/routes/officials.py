@@ -41,6 +41,6 @@ def official_ratings(code: str, request: Request,
 def _cursor(value: str | None) -> int:
     if value is None:
         return 0
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
         raise ApiError(422, "invalid_request", "cursor: pass back next_cursor exactly as received")
     return int(value)
