@@ -21,7 +21,7 @@ if str(REPO) not in sys.path:
 
 # Resident after a boot on the desk, in import order; then what is loaded only for a while or
 # only on the other board.
-RESIDENT = ("signing", "wire", "outbox", "slots", "buttons", "mqtt", "app", "board_host", "board")
+RESIDENT = ("signing", "wire", "outbox", "slots", "buttons", "mqtt", "app", "board_host")
 OTHER = ("config", "sntp", "display", "ssd1306")
 
 

@@ -7,6 +7,8 @@ import struct
 import sys
 import time
 
+from micropython import const
+
 import wire
 
 gc.collect()  # between imports: each compile leaves garbage that would fragment the heap
@@ -30,20 +32,20 @@ gc.collect()
 
 # Idle sleep of the main loop when nothing is queued. Presses do not wait for it (interrupts), so
 # it only delays network work; shorter costs CPU for nothing.
-LOOP_MS = 20
+_LOOP_MS = const(20)
 # Largest event this firmware makes (a rating with ts and during_thanks, 40-character device id,
 # 10-digit ep and seq is ~240 bytes): publish waits until this much transmit buffer is free.
-MAX_EVENT_BYTES = 256
-NTP_TIMEOUT_MS = 3000  # an SNTP reply later than this is not waited for
-NTP_RETRY_MS = 60000  # after a failed sync; capped by ntp_resync_s
+_MAX_EVENT_BYTES = const(256)
+_NTP_TIMEOUT_MS = const(3000)  # an SNTP reply later than this is not waited for
+_NTP_RETRY_MS = const(60000)  # after a failed sync; capped by ntp_resync_s
 # Bytes allocated between garbage collections. Small keeps the heap's peak close to what is live
 # (the 48 KB budget of issue 3); each collection costs ~1-3 ms on an ESP32.
-GC_SLACK = 6 * 1024
+_GC_SLACK = const(2 * 1024)
 # The display is redrawn at once for the thank-you state and link changes, and at most this often
 # for the outbox counter (an SSD1306 frame is ~25 ms of I2C).
-UI_REFRESH_MS = 1000
+_UI_REFRESH_MS = const(1000)
 # The LED lit by a press stays on for the thank-you time, and at least this long when that is 0.
-LED_MIN_MS = 500
+_LED_MIN_MS = const(500)
 
 FW_VERSION = "1.0.0"
 STATUS_OFFLINE = b'{"online":false}'
@@ -156,9 +158,9 @@ class App:
         self._ntp_deadline = None
         self._addr = None
         gc.collect()
-        gc.threshold(GC_SLACK)
+        gc.threshold(_GC_SLACK)
         self._base_alloc = self.peak_live = gc.mem_alloc()
-        self._gc_at = self._base_alloc + GC_SLACK
+        self._gc_at = self._base_alloc + _GC_SLACK
         b.wdt_start(cfg["wdt_ms"])
         b.log("motcua %s: device %s epoch %d, %d event(s) waiting, %d lost at recovery" % (
             FW_VERSION, self.dev, self.ep, pending, self.outbox.lost))
@@ -189,7 +191,7 @@ class App:
     def run(self):
         while True:
             busy = self.step()
-            self.board.sleep_ms(1 if busy else LOOP_MS)
+            self.board.sleep_ms(1 if busy else _LOOP_MS)
 
     def step(self):
         """One pass over everything; True when work is left that should not wait for LOOP_MS."""
@@ -320,10 +322,10 @@ class App:
             self._resend_ms = min(self._resend_ms * 2, self.cfg["resend_max_ms"])
             self._progress_at = now
             self.stats["resends"] += 1
-        if time.ticks_diff(now, self._hb_next) >= 0 and mq.can_publish(len(self.t_hb), MAX_EVENT_BYTES, 0):
+        if time.ticks_diff(now, self._hb_next) >= 0 and mq.can_publish(len(self.t_hb), _MAX_EVENT_BYTES, 0):
             self._heartbeat(now, up)
         window = self.cfg["window"]
-        while ob.outstanding < window and mq.can_publish(len(self.t_evt), MAX_EVENT_BYTES):
+        while ob.outstanding < window and mq.can_publish(len(self.t_evt), _MAX_EVENT_BYTES):
             rec = ob.next_unsent()
             if rec is None:
                 return False
@@ -365,7 +367,7 @@ class App:
             elif time.ticks_diff(now, self._ntp_deadline) >= 0:
                 s.close()
                 self._ntp_deadline = None
-                self._ntp_next = time.ticks_add(now, min(NTP_RETRY_MS, self.cfg["ntp_resync_s"] * 1000))
+                self._ntp_next = time.ticks_add(now, min(_NTP_RETRY_MS, self.cfg["ntp_resync_s"] * 1000))
             return
         if time.ticks_diff(now, self._ntp_next) >= 0:
             try:
@@ -373,10 +375,10 @@ class App:
 
                 addr = socket.getaddrinfo(self.cfg["ntp_host"], self.cfg["ntp_port"])[0][-1]
                 s.start(addr, up)
-                self._ntp_deadline = time.ticks_add(now, NTP_TIMEOUT_MS)
+                self._ntp_deadline = time.ticks_add(now, _NTP_TIMEOUT_MS)
             except OSError as e:
                 self.board.log("ntp: %r" % e)
-                self._ntp_next = time.ticks_add(now, min(NTP_RETRY_MS, self.cfg["ntp_resync_s"] * 1000))
+                self._ntp_next = time.ticks_add(now, min(_NTP_RETRY_MS, self.cfg["ntp_resync_s"] * 1000))
 
     # ---- messages from the server ----
 
@@ -438,7 +440,7 @@ class App:
             self._thanks = th
             self._ui_dirty = True
         lit = bt.last_press is not None and time.ticks_diff(now, bt.last_press) < max(bt.thanks_ms,
-                                                                                       LED_MIN_MS)
+                                                                                       _LED_MIN_MS)
         if self._lit and not lit:
             self.board.thanks_over()  # the feedback LED, lit in the interrupt, goes off here
         self._lit = lit
@@ -448,7 +450,7 @@ class App:
             self._ui_dirty = True
         if self.display is None or not self._ui_dirty:
             return
-        if not th and time.ticks_diff(now, self._ui_at) < UI_REFRESH_MS and self._ui_at:
+        if not th and time.ticks_diff(now, self._ui_at) < _UI_REFRESH_MS and self._ui_at:
             return
         import display
 
@@ -465,7 +467,7 @@ class App:
             a = gc.mem_alloc()
             if a > self.peak_live:
                 self.peak_live = a
-            self._gc_at = a + GC_SLACK
+            self._gc_at = a + _GC_SLACK
 
     def status(self):
         ob, mq = self.outbox, self.mq
@@ -518,8 +520,12 @@ def _mkdir(path):
 
 def main():
     """Entry point (main.py): configuration, board, boot, run; reset on anything unexpected."""
-    import board
     import config
+
+    if sys.platform == "esp32":
+        import board_esp32 as board
+    else:
+        import board_host as board
 
     try:
         cfg = config.load()

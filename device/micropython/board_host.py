@@ -129,7 +129,11 @@ class Board:
         self._read_commands(now)
 
     def _read_commands(self, now):
-        while not self._eof and self._poll.poll(0):
+        while not self._eof:
+            for _ in self._poll.ipoll(0):  # ipoll: nothing allocated when no line is waiting
+                break
+            else:
+                return
             c = self._stdin.read(1)
             if not c:
                 self._eof = True  # the parent closed the pipe: keep running, as a board would

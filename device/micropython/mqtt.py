@@ -14,26 +14,28 @@ import socket
 import struct
 import time
 
-CONNECT = 0x10
-CONNACK = 0x20
-PUBLISH = 0x30
-PUBACK = 0x40
-SUBSCRIBE = 0x82  # §3.8.1: reserved flag bits 0010
-SUBACK = 0x90
-PINGREQ = 0xC0
-PINGRESP = 0xD0
-DISCONNECT = 0xE0
+from micropython import const
+
+# Packet types (§2.2.1). const() with a leading underscore: folded into the bytecode, no global.
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)  # §3.8.1: reserved flag bits 0010
+_SUBACK = const(0x90)
+_PINGREQ = const(0xC0)
+_PINGRESP = const(0xD0)
 
 # Receive buffer: a v1 message is at most 4096 bytes (docs/protocol.md §8) plus topic and header.
 # Larger packets are skipped and counted, never buffered.
-RX_SIZE = 4096 + 128
+RX_SIZE = const(4096 + 128)
 # Transmit buffer: a few events in flight at ~250 bytes each; publish() refuses when it is full
 # (the supervisor then waits), so memory stays fixed whatever the backlog.
-TX_SIZE = 2048
+TX_SIZE = const(1024)
 # QoS 1 publishes waiting for PUBACK; bounds the work lost when a connection dies mid-burst.
-MAX_INFLIGHT = 8
+MAX_INFLIGHT = const(8)
 # CONNECT to CONNACK, including the TCP handshake.
-CONNECT_TIMEOUT_MS = 5000
+_CONNECT_TIMEOUT_MS = const(5000)
 
 _AUTH_CODES = (4, 5)  # §3.2.2.3: bad user name or password, not authorized
 
@@ -133,7 +135,7 @@ class Client:
             flags |= 0x40
             n += 2 + len(password)
         self._room_or_raise(1 + _len_len(n) + n)
-        self._byte(CONNECT)
+        self._byte(_CONNECT)
         self._txn = _enc_len(self._tx, self._txn, n)
         self._str(b"MQTT")
         self._byte(4)
@@ -220,7 +222,7 @@ class Client:
             pid = self._next_pid()
             self._pids[i] = pid
             self._sent_at[i] = now
-        self._byte(PUBLISH | (qos << 1) | (1 if retain else 0))
+        self._byte(_PUBLISH | (qos << 1) | (1 if retain else 0))
         self._txn = _enc_len(self._tx, self._txn, n)
         self._str(topic)
         if qos:
@@ -232,7 +234,7 @@ class Client:
         """Queue one SUBSCRIBE (§3.8) for all topics; a refusal in the SUBACK raises from poll()."""
         n = 2 + sum([3 + len(t) for t in topics])
         self._room_or_raise(1 + _len_len(n) + n)
-        self._byte(SUBSCRIBE)
+        self._byte(_SUBSCRIBE)
         self._txn = _enc_len(self._tx, self._txn, n)
         self._u16(self._next_pid())
         for t in topics:
@@ -249,7 +251,7 @@ class Client:
         """Move bytes both ways and enforce the timers; raises MQTTError or OSError on failure."""
         if self._sock is None:
             raise MQTTError("not open")
-        for _s, ev in self._poll.poll(0):
+        for _s, ev in self._poll.ipoll(0):  # ipoll: no list allocated per pass
             if ev & (select.POLLERR | select.POLLHUP) and not ev & select.POLLIN:
                 raise MQTTError("connection lost")
             if ev & select.POLLOUT:
@@ -320,7 +322,7 @@ class Client:
         # and skip it. docs/protocol.md §8 caps messages at 4096 bytes, so this is never valid data.
         # Returns False while the packet id has not arrived yet.
         head = self._rx[0]
-        if head & 0xF0 == PUBLISH and (head >> 1) & 3 == 1:
+        if head & 0xF0 == _PUBLISH and (head >> 1) & 3 == 1:
             if self._rxn < i + 2:
                 return False
             tl = (self._rx[i] << 8) | self._rx[i + 1]
@@ -345,7 +347,7 @@ class Client:
 
     def _packet(self, head, at, size, now):
         kind = head & 0xF0
-        if kind == PUBLISH:
+        if kind == _PUBLISH:
             qos = (head >> 1) & 3
             tl = (self._rx[at] << 8) | self._rx[at + 1]
             topic = self._rxv[at + 2:at + 2 + tl]
@@ -357,35 +359,35 @@ class Client:
             self.on_message(topic, self._rxv[p:at + size])
             if qos == 1:
                 self._puback(pid)  # §4.3.2: after the message is handled, so an ack is applied first
-        elif kind == PUBACK:
+        elif kind == _PUBACK:
             pid = (self._rx[at] << 8) | self._rx[at + 1]
             if pid in self._pids:
                 self._pids[self._pids.index(pid)] = 0
                 self.pubacks += 1
-        elif kind == CONNACK:
+        elif kind == _CONNACK:
             rc = self._rx[at + 1]
             if rc:
                 raise MQTTError("connection refused, return code %d" % rc, rc)
             self.connected = True
-        elif kind == SUBACK:
+        elif kind == _SUBACK:
             for k in range(at + 2, at + size):
                 if self._rx[k] == 0x80:  # §3.9.3
                     raise MQTTError("subscription refused")
             self.subscribed = True
-        elif kind == PINGRESP:
+        elif kind == _PINGRESP:
             self._ping_at = None
             self.pongs += 1
 
     def _puback(self, pid):
         self._room_or_raise(4)
-        self._byte(PUBACK)
+        self._byte(_PUBACK)
         self._byte(2)
         self._u16(pid)
 
     def _timers(self, now):
         if not self.connected:
-            if time.ticks_diff(now, self._opened) > CONNECT_TIMEOUT_MS:
-                raise MQTTError("no CONNACK within %d ms" % CONNECT_TIMEOUT_MS)
+            if time.ticks_diff(now, self._opened) > _CONNECT_TIMEOUT_MS:
+                raise MQTTError("no CONNACK within %d ms" % _CONNECT_TIMEOUT_MS)
             return
         ka = self.keepalive_ms
         # §3.1.2.10: the client must send a packet at least every keepalive; we ping at half of it
@@ -397,7 +399,7 @@ class Client:
         elif (time.ticks_diff(now, self._last_tx) >= ka // 2
               or time.ticks_diff(now, self._last_rx) >= ka // 2):
             if len(self._tx) - self._txn >= 2:
-                self._byte(PINGREQ)
+                self._byte(_PINGREQ)
                 self._byte(0)
                 self._ping_at = now
                 self.pings += 1

@@ -16,7 +16,7 @@ import os
 import struct
 from array import array
 
-from crc import crc32
+from binascii import crc32  # IEEE CRC-32, in C on every port the firmware runs on
 
 # Record: magic, typ, a, b, flags, 0, ep, seq, up, ts, then CRC-32 of those 30 bytes. 34 bytes.
 _FMT = ">BBBBBBIIQQ"
