@@ -303,7 +303,7 @@ class App:
         self._backoff = cfg["backoff_min_ms"]
         self.stats["connects"] += 1
         # docs/protocol.md §2: retained availability; the will (set in CONNECT) replaces it on loss.
-        online = '{"online":true,"ep":%d,"fw":%s}' % (self.ep, wire.jstr(FW_VERSION))
+        online = '{"online":true,"ep":%d,"fw":"%s"}' % (self.ep, FW_VERSION)
         mq.publish(self.t_status, online.encode(), now, qos=1, retain=True)
         mq.subscribe((self.t_ack, self.t_cfg))  # clean session: subscribe again on every connect
         self._hb_next = now  # §4: a heartbeat at every (re)connect
@@ -411,7 +411,9 @@ class App:
         if not len(payload):
             self.board.log("config: retained config cleared (device revoked?); keeping rev %d" % self.cfg_rev)
             return
-        doc = wire.parse_config(self.signer, self.dev, payload)
+        import servercfg
+
+        doc = servercfg.parse_config(self.signer, self.dev, payload)
         rev = doc["rev"]
         if rev <= self.cfg_rev:  # §5: an old retained message replayed changes nothing
             self.board.log("config: rev %d ignored, rev %d applied" % (rev, self.cfg_rev))

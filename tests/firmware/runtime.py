@@ -41,6 +41,14 @@ def firmware_build() -> Path:
     return out
 
 
+def install_firmware(root: Path) -> None:
+    """Copy the built firmware into `root`, the desk's stand-in for the board's flash root, as
+    `mpremote cp build/*.mpy main.py :` does on a board: module paths are then as short as there."""
+    build = firmware_build()
+    for f in [build / "main.py", *build.glob("*.mpy")]:
+        shutil.copyfile(f, root / f.name)
+
+
 def run_mp(args: list[str], *, cwd: Path, heap: str = HEAP, timeout: float = 120,
            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `micropython -X heapsize=<heap> args...` and capture its output."""

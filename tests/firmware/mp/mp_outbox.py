@@ -1,10 +1,9 @@
 # The persistent outbox under real MicroPython (-X heapsize=128k): recovery from torn and damaged
 # writes at every byte offset, capacity and the counted drop policy, rotation, acks and re-sends.
 import os
-
-import outbox as ob_mod
 from binascii import crc32
 
+import outbox as ob_mod
 from outbox import RECORD_LEN, Outbox
 
 EP = 7
