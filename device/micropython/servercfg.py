@@ -19,3 +19,33 @@ def parse_config(signer, dev, payload):
     if need(doc, "thanks_ms", int) < 0 or need(doc, "hb_s", int) < 5:
         raise ProtocolError("schema", "thanks_ms >= 0 and hb_s >= 5")
     return doc
+
+
+def apply(app, payload, persist=True):
+    """Verify and apply a config (§5) to the running box; raises ProtocolError when refused.
+
+    Ignored unless its rev is greater than the applied one (an old retained message replayed
+    changes nothing). The signed payload is persisted as it is (config slots), so after a reboot
+    without network the display is right, and the stored copy is verified again at boot."""
+    if not len(payload):
+        app.board.log("config: retained config cleared (device revoked?); keeping rev %d" % app.cfg_rev)
+        return
+    doc = parse_config(app.signer, app.dev, payload)
+    rev = doc["rev"]
+    if rev <= app.cfg_rev:
+        app.board.log("config: rev %d ignored, rev %d applied" % (rev, app.cfg_rev))
+        return
+    levels = doc["scale"]["levels"]
+    wired = app.buttons.count
+    if levels > wired:
+        raise ProtocolError("schema", "a scale of %d levels needs %d buttons; this box has %d"
+                            % (levels, levels, wired))
+    if persist:
+        app.cfg_slots.save(bytes(payload))
+    app.buttons.levels = levels
+    app.buttons.thanks_ms = doc["thanks_ms"]
+    app.hb_ms = doc["hb_s"] * 1000
+    app.cfg_rev = rev
+    app.server_cfg = {"counter": doc["counter"], "official": doc["official"]}
+    app.ui_dirty = True
+    app.board.emit("cfg", rev=rev, levels=levels, thanks_ms=doc["thanks_ms"], hb_s=doc["hb_s"])
