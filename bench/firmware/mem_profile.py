@@ -24,7 +24,8 @@ if str(REPO) not in sys.path:
 
 # Resident after a boot on the desk, in import order; then the others.
 RESIDENT = ("signing", "wire", "outbox", "slots", "buttons", "mqtt", "app", "board_host")
-TRANSIENT = ("start", "config", "recovery", "servercfg", "link", "mqtt_session", "console", "sntp", "display",
+TRANSIENT = ("start", "config", "recovery", "servercfg", "link", "mqtt_session", "console", "desk", "sntp",
+             "display",
              "ssd1306")
 
 _QSTR = re.compile(r"n_qstr=(\d+), n_str_data_bytes=(\d+), n_total_bytes=(\d+)")
