@@ -18,14 +18,17 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-FIRMWARE_DIR = REPO / "device" / "micropython"
 MICROPYTHON = Path(sys.executable).parent / "micropython"
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 
 def micro(presses: int) -> dict[str, float]:
+    from tests.firmware.runtime import firmware_build
+
     with tempfile.TemporaryDirectory() as work:
         cmd = [str(MICROPYTHON), "-X", "heapsize=128k", str(Path(__file__).with_name("mp_bench.py")),
-               str(FIRMWARE_DIR), work, str(presses)]
+               str(firmware_build()), work, str(presses)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
     return {k: float(v) for k, v in (line.split() for line in out.splitlines())}
 
@@ -33,7 +36,6 @@ def micro(presses: int) -> dict[str, float]:
 def soak(presses: int) -> dict[str, int | float]:
     import hashlib
 
-    sys.path.insert(0, str(REPO))
     from tests.firmware.ack_harness import AckHarness
     from tests.firmware.firmware_process import FirmwareProcess
     from tests.utils.services import Mosquitto

@@ -102,3 +102,16 @@ class Oled:
         for i, line in enumerate(rows):
             fb.text(line, 0, i * 8, 1)
         self._d.show()
+
+
+class TextDisplay:
+    """The SSD1306 of the desk: the screen's lines as JSON, when they change."""
+
+    def __init__(self, board):
+        self._board = board
+        self._last = None
+
+    def show(self, rows):
+        if rows != self._last:
+            self._last = rows
+            self._board.emit("display", lines=rows)

@@ -14,29 +14,31 @@
 # segments, and the server answers "dup", §7), which spares one flash write per ack.
 import os
 import struct
+import sys
 from array import array
 
-from crc import crc32
+from binascii import crc32  # IEEE CRC-32, in C on every port the firmware runs on
+
+from micropython import const
 
 # Record: magic, typ, a, b, flags, 0, ep, seq, up, ts, then CRC-32 of those 30 bytes. 34 bytes.
 _FMT = ">BBBBBBIIQQ"
-_BODY_LEN = 30
-RECORD_LEN = 34
-_MAGIC = 0xE7  # record format 1; 0x00 marks a tombstone written over a record found damaged
-TOMBSTONE = bytes(RECORD_LEN)
+_BODY_LEN = const(30)
+RECORD_LEN = const(34)
+_MAGIC = const(0xE7)  # record format 1; 0x00 marks a tombstone written over a record found damaged
 
-TYP_RATING = 1
-TYP_INCIDENT = 2
-F_DURING_THANKS = 1
-F_TS = 2  # ts is meaningful (the clock was synced when the event happened)
+TYP_RATING = const(1)
+TYP_INCIDENT = const(2)
+F_DURING_THANKS = const(1)
+F_TS = const(2)  # ts is meaningful (the clock was synced when the event happened)
 
 # 120 records fill one 4 KB flash sector (120 * 34 = 4080 bytes): a segment is then one littlefs
 # block, and deleting a fully acked segment frees a whole block for wear levelling. Smaller segments
 # spread wear more finely but cost RAM per segment; larger ones drop more at once when full.
-SEG_SLOTS = 120
+SEG_SLOTS = const(120)
 # 86 * 120 = 10,320 events >= 10,000 (issue 3), ~350 KB of flash: a third of a 4 MB ESP32's
 # filesystem. Raising it costs 16 bytes of RAM per segment and flash space.
-MAX_SEGMENTS = 86
+MAX_SEGMENTS = const(86)
 
 
 def pack(buf, typ, a, b, flags, ep, seq, up, ts):
@@ -92,9 +94,6 @@ class Outbox:
 
     # ---- helpers over the circular segment table ----
 
-    def _phys(self, k):
-        return (self._h + k) % self._t
-
     def _path(self, num):
         return "%s/%08x.seg" % (self.root, num)
 
@@ -104,83 +103,18 @@ class Outbox:
     def _set_bit(self, p, slot):
         self._acked[p * self._bm + (slot >> 3)] |= 1 << (slot & 7)
 
-    def _find(self, num):
-        for k in range(self._c):
-            if self._num[self._phys(k)] == num:
-                return k
-        return -1
-
     # ---- recovery ----
 
     def recover(self):
-        """Scan the flash after boot: rebuild the RAM index, seal every segment, tombstone damage."""
+        """Scan the flash after boot: rebuild the RAM index, seal every segment, tombstone damage.
+
+        Returns the number of events waiting. The code is in recovery.py, in the heap only meanwhile."""
+        import recovery
+
         try:
-            os.mkdir(self.root)
-        except OSError:
-            pass  # exists
-        names = sorted(n for n in os.listdir(self.root) if n.endswith(".seg") and len(n) == 12)
-        while len(names) > self._t:  # the capacity was lowered since these were written
-            self._count_dropped_file(names.pop(0))
-        for name in names:
-            self._recover_segment(int(name[:8], 16))
-        if self._c:
-            self._next_num = self._num[self._phys(self._c - 1)] + 1
-            self._sealed_upto = self._next_num - 1
-        self.rewind()
-        return self.pending
-
-    def _count_dropped_file(self, name):
-        path = self.root + "/" + name
-        n = os.stat(path)[6] // RECORD_LEN
-        self.dropped += n  # upper bound: acks of its records are not persisted
-        os.remove(path)
-
-    def _recover_segment(self, num):
-        path = self._path(num)
-        size = os.stat(path)[6]
-        slots = min(size // RECORD_LEN, self.seg_slots)
-        p = self._phys(self._c)
-        self._acked[p * self._bm:(p + 1) * self._bm] = bytes(self._bm)
-        ep = first = live = 0
-        damaged = []
-        with self._open(path, "rb") as f:
-            for slot in range(slots):
-                f.readinto(self._mv)
-                rec = unpack(self._buf)
-                if rec is not None and not live:
-                    ep, first = rec[4], rec[5] - slot
-                if rec is None or rec[4] != ep or rec[5] != first + slot:
-                    self._set_bit(p, slot)
-                    if self._buf != TOMBSTONE:
-                        damaged.append(slot)
-                    continue
-                live += 1
-        if size % RECORD_LEN and slots < self.seg_slots:
-            damaged.append(slots)  # a torn tail: the press being written when the power went
-            slots += 1
-            self._set_bit(p, slots - 1)
-        self.lost += len(damaged)
-        if not live:
-            os.remove(path)
-            return
-        self._tombstone(path, damaged)
-        self._num[p], self._ep[p], self._first[p] = num, ep, first
-        self._n[p], self._live[p] = slots, live
-        self._c += 1
-        self.pending += live
-        if ep > self.max_ep:
-            self.max_ep = ep
-
-    def _tombstone(self, path, slots):
-        # Overwrite damaged slots so that the next recovery neither counts them again nor trips on a
-        # torn tail. A power cut here only leaves the same damage for the next boot to find.
-        if not slots:
-            return
-        with self._open(path, "r+b") as f:
-            for slot in slots:
-                f.seek(slot * RECORD_LEN)
-                f.write(TOMBSTONE)
-            f.flush()
+            return recovery.recover(self)
+        finally:
+            del sys.modules["recovery"]
 
     # ---- appending ----
 
@@ -194,7 +128,7 @@ class Outbox:
             # room by the overflow policy, and try once more in a fresh segment.
             self._abandon_tail()
             if self._c > 1:
-                self._drop_oldest()
+                self.drop_oldest()
             try:
                 self._append_buf(ep, seq)
             except OSError:
@@ -209,12 +143,12 @@ class Outbox:
         # holds no complete record (so a failed first write is not found and counted at recovery).
         self._close_writer()
         self._sealed_upto = self._next_num - 1
-        if self._c and not self._n[self._phys(self._c - 1)]:
+        if self._c and not self._n[(self._h + self._c - 1) % self._t]:
             self._remove(self._c - 1)
 
     def _append_buf(self, ep, seq):
         k = self._c - 1
-        p = self._phys(k) if self._c else 0
+        p = (self._h + k) % self._t if self._c else 0
         if (not self._c or self._num[p] <= self._sealed_upto or self._n[p] >= self.seg_slots
                 or self._ep[p] != ep or self._first[p] + self._n[p] != seq):
             p = self._new_segment(ep, seq)
@@ -234,8 +168,8 @@ class Outbox:
     def _new_segment(self, ep, seq):
         self._close_writer()
         if self._c == self._t:
-            self._drop_oldest()  # overflow policy: the oldest unacked events make room (counted)
-        p = self._phys(self._c)
+            self.drop_oldest()  # overflow policy: the oldest unacked events make room (counted)
+        p = (self._h + self._c) % self._t
         self._num[p], self._ep[p], self._first[p] = self._next_num, ep, seq
         self._n[p] = self._live[p] = 0
         self._acked[p * self._bm:(p + 1) * self._bm] = bytes(self._bm)
@@ -247,20 +181,17 @@ class Outbox:
         """Apply the overflow policy once (the caller needs flash space); False if nothing to drop."""
         if not self._c:
             return False
-        self._drop_oldest()
-        return True
-
-    def _drop_oldest(self):
         p = self._h
         self.dropped += self._live[p]
         self.pending -= self._live[p]
         self._live[p] = 0
         self._remove(0)
         self._recount_outstanding()
+        return True
 
     def _remove(self, k):
         # Delete segment k's file and close the gap in the circular table.
-        p = self._phys(k)
+        p = (self._h + k) % self._t
         num = self._num[p]
         if self._wnum == num:
             self._close_writer()
@@ -276,7 +207,7 @@ class Outbox:
             return
         bm = self._bm
         for j in range(k, self._c - 1):
-            a, b = self._phys(j), self._phys(j + 1)
+            a, b = (self._h + j) % self._t, (self._h + j + 1) % self._t
             self._num[a], self._ep[a], self._first[a] = self._num[b], self._ep[b], self._first[b]
             self._n[a], self._live[a] = self._n[b], self._live[b]
             self._acked[a * bm:(a + 1) * bm] = self._acked[b * bm:(b + 1) * bm]
@@ -299,7 +230,7 @@ class Outbox:
     def ack(self, ep, seq):
         """Forget (ep, seq) after the server's ack; False if it is not (or no longer) in the outbox."""
         for k in range(self._c):
-            p = self._phys(k)
+            p = (self._h + k) % self._t
             slot = seq - self._first[p]
             if self._ep[p] != ep or slot < 0 or slot >= self._n[p]:
                 continue
@@ -325,7 +256,7 @@ class Outbox:
     def _recount_outstanding(self):
         n = 0
         for k in range(self._c):
-            p = self._phys(k)
+            p = (self._h + k) % self._t
             num = self._num[p]
             if num > self._cur_num:
                 break
@@ -338,7 +269,7 @@ class Outbox:
     def next_unsent(self):
         """The next unacked record after the send cursor, as a tuple (see unpack), or None."""
         for k in range(self._c):
-            p = self._phys(k)
+            p = (self._h + k) % self._t
             num = self._num[p]
             if num < self._cur_num:
                 continue

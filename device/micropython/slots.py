@@ -4,7 +4,7 @@
 # This does not depend on rename being atomic, which littlefs guarantees but FAT does not.
 import struct
 
-from crc import crc32
+from binascii import crc32
 
 _MAGIC = b"MS"
 _HEAD = ">2sIH"  # magic, generation, data length

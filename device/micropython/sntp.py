@@ -4,20 +4,55 @@
 import os
 import socket
 import struct
+import time
+
+from micropython import const
 
 _NTP_TO_UNIX_S = 2208988800  # seconds from 1900-01-01 (NTP era 0) to 1970-01-01
 # Replies claiming a time before 2024-01-01 are refused: a box that booted without a clock must not
 # stamp events from 1970 (the server would quarantine them as implausible_time anyway, §4).
 _MIN_UNIX_MS = 1704067200000
+_TIMEOUT_MS = const(3000)  # a reply later than this is not waited for
+_RETRY_MS = const(60000)  # after a failed sync; capped by ntp_resync_s
 
 
 class Sntp:
-    """One outstanding request at a time: start(), then poll() until it returns an offset."""
+    """One outstanding request at a time: start(), then poll() until it returns an offset.
+
+    tick() is the clock's schedule for app.py (sync, re-sync every ntp_resync_s, retry after a
+    failure): it lives here because, like the protocol, it is loaded only when NTP is configured."""
 
     def __init__(self):
         self._sock = None
         self._nonce = None
         self._sent_up = 0
+        self._next = time.ticks_ms()
+        self._deadline = None
+
+    def tick(self, app, now):
+        """One main-loop pass: sets app.offset when a reply is in; never raises, never blocks long."""
+        cfg = app.cfg
+        if self._deadline is not None:
+            off = self.poll(app.up)
+            if off is not None:
+                app.offset = off
+                self._deadline = None
+                self._next = time.ticks_add(now, cfg["ntp_resync_s"] * 1000)
+                app.stats["ntp"] += 1
+                app.board.emit("clock", offset=off)
+            elif time.ticks_diff(now, self._deadline) >= 0:
+                self.close()
+                self._deadline = None
+                self._next = time.ticks_add(now, min(_RETRY_MS, cfg["ntp_resync_s"] * 1000))
+            return
+        if time.ticks_diff(now, self._next) >= 0:
+            try:
+                addr = socket.getaddrinfo(cfg["ntp_host"], cfg["ntp_port"])[0][-1]  # blocks (DNS)
+                self.start(addr, app.up)
+                self._deadline = time.ticks_add(now, _TIMEOUT_MS)
+            except OSError as e:
+                app.board.log("ntp: %r" % e)
+                self._next = time.ticks_add(now, min(_RETRY_MS, cfg["ntp_resync_s"] * 1000))
 
     def start(self, addr, up_ms):
         """Send a request to addr (from getaddrinfo) at uptime up_ms."""

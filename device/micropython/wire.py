@@ -1,16 +1,17 @@
 # Wire protocol v1 (docs/protocol.md), device side: the exact bytes of events and heartbeats (§3, §4)
-# and the checks on what the server sends (acks §7, configs §5). Protocol layer: it raises
-# ProtocolError and never retries; the supervisor (app.py) decides what to do.
+# and the checks on what the server sends (acks §7; configs §5 are checked in servercfg.py, loaded
+# when one arrives). Protocol layer: it raises ProtocolError and never retries; the supervisor
+# (app.py) decides what to do.
 import json
 
-VERSION = 1
+from micropython import const
+
 SIG_MARKER = b',"sig":"'
-SIG_HEX_LEN = 64
+_SIG_HEX_LEN = const(64)
 # Same bound as the server (§8 `oversized`): anything larger is refused before it is parsed.
-MAX_PAYLOAD = 4096
-# Nesting bound of the strict JSON scan: v1 messages nest 3 deep; the bound keeps a hostile payload
-# from exhausting the small MicroPython C stack through recursion.
-MAX_DEPTH = 8
+_MAX_PAYLOAD = const(4096)
+# Nesting bound of the strict JSON scan: v1 messages nest 3 deep; deeper is refused.
+_MAX_DEPTH = const(8)
 ACK_CODES = ("ok", "dup", "quar")
 
 
@@ -23,55 +24,8 @@ class ProtocolError(ValueError):
 
 
 # ---- encoding -------------------------------------------------------------------------------------
-
-def jstr(s):
-    """A JSON string exactly as CPython's json.dumps(s, ensure_ascii=False) writes it (§3: raw UTF-8).
-
-    MicroPython's json.dumps writes \\u0008 where CPython writes \\b, so strings are quoted here.
-    """
-    for ch in s:
-        if ch < " " or ch == '"' or ch == "\\":
-            break
-    else:
-        return '"' + s + '"'  # the common case: nothing to escape
-    out = ['"']
-    for ch in s:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch < " ":
-            out.append(_SHORT_ESC.get(ch) or "\\u%04x" % ord(ch))
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-_SHORT_ESC = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
-
-
-def jvalue(v):
-    """JSON text of an int, str, bool, None or list/tuple of them (compact separators)."""
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if v is None:
-        return "null"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, str):
-        return jstr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ",".join([jvalue(x) for x in v]) + "]"
-    raise TypeError("cannot encode %r as JSON" % (v,))
-
-
-def members(pairs):
-    """A JSON object from (name, value) pairs, in the given order (MicroPython dicts keep none)."""
-    return "{" + ",".join([jstr(k) + ":" + jvalue(v) for k, v in pairs]) + "}"
-
+# The device only ever encodes the bodies below, from numbers and fixed names: nothing to escape.
+# The text is formatted as CPython's json.dumps(separators=(",", ":")) writes it (§3).
 
 def rating_body(value, levels, during_thanks=False):
     """The §3.1 body of a button press; `during_thanks` only when set, as the protocol orders."""
@@ -81,14 +35,14 @@ def rating_body(value, levels, during_thanks=False):
 
 
 def incident_body(kind):
-    """The §3.2 body of an incident raised on the device (only `kind` is required)."""
-    return '{"kind":%s}' % jstr(kind)
+    """The §3.2 body of an incident raised on the device; `kind` is a fixed name ("complaint")."""
+    return '{"kind":"%s"}' % kind
 
 
 def heartbeat_body(fw, outbox, synced, mem, dropped, rssi=None):
     """The §4 heartbeat body; `rssi` is left out when the radio cannot tell."""
-    s = '{"fw":%s,"outbox":%d,"clock":"%s","mem":%d,"dropped":%d' % (
-        jstr(fw), outbox, "synced" if synced else "unsynced", mem, dropped)
+    s = '{"fw":"%s","outbox":%d,"clock":"%s","mem":%d,"dropped":%d' % (
+        fw, outbox, "synced" if synced else "unsynced", mem, dropped)
     if rssi is not None:
         s += ',"rssi":%d' % rssi
     return s + "}"
@@ -101,12 +55,10 @@ def envelope(dev, ep, seq, up, ts, typ, body):
     is the JSON text of the body object. `ts` is None while the clock is not synced: left out, not null.
     """
     if ts is None:
-        s = '{"v":1,"dev":"%s","ep":%d,"seq":%d,"up":%d,"typ":"%s","body":%s' % (
+        return b'{"v":1,"dev":"%s","ep":%d,"seq":%d,"up":%d,"typ":"%s","body":%s' % (
             dev, ep, seq, up, typ, body)
-    else:
-        s = '{"v":1,"dev":"%s","ep":%d,"seq":%d,"up":%d,"ts":%d,"typ":"%s","body":%s' % (
-            dev, ep, seq, up, ts, typ, body)
-    return s.encode()
+    return b'{"v":1,"dev":"%s","ep":%d,"seq":%d,"up":%d,"ts":%d,"typ":"%s","body":%s' % (
+        dev, ep, seq, up, ts, typ, body)
 
 
 def seal(signer, signed):
@@ -114,129 +66,13 @@ def seal(signer, signed):
     return b"".join((signed, SIG_MARKER, signer.hexmac(signed), b'"}'))
 
 
-# ---- strict JSON scan (§3.3: a repeated member name makes a message malformed) --------------------
+# ---- strict JSON scan (§3.3: RFC 8259 exactly, and a repeated member name makes it malformed) -----
+# MicroPython's json.loads accepts missing commas, trailing commas, bad escapes, raw control
+# characters and leading zeros, and keeps the last of repeated members; this scan refuses them all.
+# One loop with an explicit stack instead of a recursive descent: no C-stack risk, little code.
 
-def _ws(b, i):
-    n = len(b)
-    while i < n and b[i] in b" \t\r\n":
-        i += 1
-    return i
-
-
-def _string(b, i):
-    # b[i] is the opening quote; returns the index after the closing quote.
-    n = len(b)
-    i += 1
-    while i < n:
-        c = b[i]
-        if c == 0x22:
-            return i + 1
-        if c < 0x20:
-            raise ProtocolError("malformed", "control character inside a string")
-        if c == 0x5C:
-            i += 1
-            if i >= n:
-                break
-            e = b[i]
-            if e == 0x75:  # \uXXXX
-                for k in range(i + 1, i + 5):
-                    if k >= n or b[k] not in b"0123456789abcdefABCDEF":
-                        raise ProtocolError("malformed", "bad \\u escape")
-                i += 4
-            elif e not in b'"\\/bfnrt':
-                raise ProtocolError("malformed", "bad escape in a string")
-        i += 1
-    raise ProtocolError("malformed", "unterminated string")
-
-
-def _number(b, i):
-    n = len(b)
-    s = i
-    if i < n and b[i] == 0x2D:
-        i += 1
-    if i < n and b[i] == 0x30:
-        i += 1
-    elif i < n and 0x31 <= b[i] <= 0x39:
-        while i < n and 0x30 <= b[i] <= 0x39:
-            i += 1
-    else:
-        raise ProtocolError("malformed", "bad number at byte %d" % s)
-    if i < n and b[i] == 0x2E:
-        i = _digits(b, i + 1)
-    if i < n and b[i] in b"eE":
-        i += 1
-        if i < n and b[i] in b"+-":
-            i += 1
-        i = _digits(b, i)
-    return i
-
-
-def _digits(b, i):
-    s = i
-    while i < len(b) and 0x30 <= b[i] <= 0x39:
-        i += 1
-    if i == s:
-        raise ProtocolError("malformed", "digits expected at byte %d" % s)
-    return i
-
-
-def _key_text(raw):
-    # Keys are compared decoded, so "a" and "\u0061" count as the same member name.
-    return json.loads(raw) if b"\\" in raw else str(raw[1:-1], "utf-8")
-
-
-def _value(b, i, depth):
-    if depth > MAX_DEPTH:
-        raise ProtocolError("malformed", "nested too deep")
-    i = _ws(b, i)
-    if i >= len(b):
-        raise ProtocolError("malformed", "unexpected end")
-    c = b[i]
-    if c == 0x7B:
-        return _object(b, i, depth)
-    if c == 0x5B:
-        i = _ws(b, i + 1)
-        if i < len(b) and b[i] == 0x5D:
-            return i + 1
-        while True:
-            i = _ws(b, _value(b, i, depth + 1))
-            if i < len(b) and b[i] == 0x2C:
-                i += 1
-            elif i < len(b) and b[i] == 0x5D:
-                return i + 1
-            else:
-                raise ProtocolError("malformed", "',' or ']' expected at byte %d" % i)
-    if c == 0x22:
-        return _string(b, i)
-    for lit in (b"true", b"false", b"null"):
-        if b[i:i + len(lit)] == lit:
-            return i + len(lit)
-    return _number(b, i)
-
-
-def _object(b, i, depth):
-    seen = []
-    i = _ws(b, i + 1)
-    if i < len(b) and b[i] == 0x7D:
-        return i + 1
-    while True:
-        if i >= len(b) or b[i] != 0x22:
-            raise ProtocolError("malformed", "member name expected at byte %d" % i)
-        e = _string(b, i)
-        key = _key_text(bytes(b[i:e]))
-        if key in seen:
-            raise ProtocolError("malformed", "repeated member %s" % key)
-        seen.append(key)
-        i = _ws(b, e)
-        if i >= len(b) or b[i] != 0x3A:
-            raise ProtocolError("malformed", "':' expected at byte %d" % i)
-        i = _ws(b, _value(b, i + 1, depth + 1))
-        if i < len(b) and b[i] == 0x2C:
-            i = _ws(b, i + 1)
-        elif i < len(b) and b[i] == 0x7D:
-            return i + 1
-        else:
-            raise ProtocolError("malformed", "',' or '}' expected at byte %d" % i)
+def _bad(i):
+    return ProtocolError("malformed", "bad JSON at byte %d" % i)
 
 
 def check_json(b):
@@ -245,11 +81,116 @@ def check_json(b):
         str(b, "utf-8")
     except UnicodeError:
         raise ProtocolError("malformed", "not UTF-8")
-    i = _ws(b, 0)
-    if i >= len(b) or b[i] != 0x7B:
-        raise ProtocolError("malformed", "the payload must be a JSON object")
-    if _ws(b, _object(b, i, 0)) != len(b):
-        raise ProtocolError("malformed", "trailing bytes after the object")
+    n = len(b)
+    i = 0
+    while i < n and b[i] in b" \t\r\n":
+        i += 1
+    if i >= n or b[i] != 0x7B:
+        raise ProtocolError("malformed", "not a JSON object")
+    stack = []  # per open container: its member names (object) or None (array)
+    # want: 0 a value, 1 a name or "}", 2 a name, 3 ":", 4 "," or the container's end, 5 a value or "]"
+    want = 0
+    while True:
+        while i < n and b[i] in b" \t\r\n":
+            i += 1
+        if i >= n:
+            if want == 4 and not stack:
+                return
+            raise _bad(i)
+        c = b[i]
+        if want == 4:
+            if not stack:
+                raise _bad(i)  # trailing bytes after the object
+            obj = stack[-1] is not None
+            if c == 0x2C:
+                want = 2 if obj else 0
+            elif c == (0x7D if obj else 0x5D):
+                stack.pop()
+            else:
+                raise _bad(i)
+            i += 1
+        elif want == 3:
+            if c != 0x3A:
+                raise _bad(i)
+            want = 0
+            i += 1
+        elif c == 0x22:
+            s = i
+            i += 1
+            while True:  # the string: no raw control characters, only the escapes of RFC 8259 §7
+                if i >= n:
+                    raise _bad(i)
+                c = b[i]
+                if c == 0x22:
+                    break
+                if c < 0x20:
+                    raise _bad(i)
+                if c == 0x5C:
+                    i += 1
+                    if i < n and b[i] == 0x75:
+                        for k in range(i + 1, i + 5):
+                            if k >= n or b[k] not in b"0123456789abcdefABCDEF":
+                                raise _bad(k)
+                        i += 4
+                    elif i >= n or b[i] not in b'"\\/bfnrt':
+                        raise _bad(i)
+                i += 1
+            i += 1
+            if want in (1, 2):
+                # Names are compared decoded: "a" and "\u0061" are the same member.
+                key = json.loads(b[s:i]) if b"\\" in b[s:i] else str(b[s + 1:i - 1], "utf-8")
+                if key in stack[-1]:
+                    raise ProtocolError("malformed", "repeated member")
+                stack[-1].append(key)
+                want = 3
+            else:
+                want = 4
+        elif want == 1 and c == 0x7D or want == 5 and c == 0x5D:
+            stack.pop()
+            want = 4
+            i += 1
+        elif want in (1, 2):
+            raise _bad(i)  # a member name must be a string
+        elif c == 0x7B or c == 0x5B:
+            if len(stack) >= _MAX_DEPTH:
+                raise _bad(i)
+            stack.append([] if c == 0x7B else None)
+            want = 1 if c == 0x7B else 5
+            i += 1
+        else:
+            i = _scalar(b, i, n)
+            want = 4
+
+
+def _scalar(b, i, n):
+    # true, false, null or a number (RFC 8259 §6: no leading zeros, no bare "." or "e"); the end.
+    for lit in (b"true", b"false", b"null"):
+        if b[i:i + len(lit)] == lit:
+            return i + len(lit)
+    if b[i] == 0x2D:
+        i += 1
+    s = i
+    while i < n and 0x30 <= b[i] <= 0x39:
+        i += 1
+    if i == s or (b[s] == 0x30 and i > s + 1):
+        raise _bad(s)
+    if i < n and b[i] == 0x2E:
+        i += 1
+        s = i
+        while i < n and 0x30 <= b[i] <= 0x39:
+            i += 1
+        if i == s:
+            raise _bad(i)
+    if i < n and b[i] in b"eE":
+        i += 1
+        if i < n and b[i] in b"+-":
+            i += 1
+        s = i
+        while i < n and 0x30 <= b[i] <= 0x39:
+            i += 1
+        if i == s:
+            raise _bad(i)
+    return i
 
 
 # ---- verification of server messages -------------------------------------------------------------
@@ -260,61 +201,48 @@ def split_signature(b):
     if at <= 0:
         raise ProtocolError("bad_signature", "no final sig member")
     tail = b[at + len(SIG_MARKER):]
-    if len(tail) != SIG_HEX_LEN + 2 or tail[SIG_HEX_LEN:] != b'"}':
-        raise ProtocolError("bad_signature", "sig must be the last member, 64 hex characters")
-    for c in tail[:SIG_HEX_LEN]:
+    if len(tail) != _SIG_HEX_LEN + 2 or tail[_SIG_HEX_LEN:] != b'"}':
+        raise ProtocolError("bad_signature", "sig: not last, or not 64 characters")
+    for c in tail[:_SIG_HEX_LEN]:
         if not (0x30 <= c <= 0x39 or 0x61 <= c <= 0x66):
-            raise ProtocolError("bad_signature", "sig must be lowercase hex")
-    return b[:at], tail[:SIG_HEX_LEN]
+            raise ProtocolError("bad_signature", "sig: not lowercase hex")
+    return b[:at], tail[:_SIG_HEX_LEN]
 
 
 def verify(signer, payload):
     """Check a signed payload (malformed first, then the MAC, §3.3); return the parsed object (a dict)."""
     b = bytes(payload)
-    if len(b) > MAX_PAYLOAD:
-        raise ProtocolError("malformed", "payload larger than %d bytes" % MAX_PAYLOAD)
+    if len(b) > _MAX_PAYLOAD:
+        raise ProtocolError("malformed", "too large")
     check_json(b)
     signed, sig = split_signature(b)
     if not signer.check(signed, sig):
-        raise ProtocolError("bad_signature", "signature does not match the device key")
+        raise ProtocolError("bad_signature", "wrong key")
     return json.loads(b)
 
 
-def _need(doc, name, kind):
+def need(doc, name, kind):
+    """doc[name] if it is a `kind` (an int that is not a bool); ProtocolError("schema") otherwise."""
     v = doc.get(name)
     if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
-        raise ProtocolError("schema", "%s must be %s" % (name, kind.__name__))
+        raise ProtocolError("schema", name)
     return v
+
+
+def check_head(doc, typ, dev):
+    """ProtocolError("schema") unless doc is a v1 message of type typ for device dev."""
+    if doc.get("v") != 1 or doc.get("typ") != typ or doc.get("dev") != dev:
+        raise ProtocolError("schema", "not a v1 %s for this device" % typ)
 
 
 def parse_ack(signer, dev, payload):
     """Verified (ep, seq, code) triples of an ack addressed to this device (§7)."""
     doc = verify(signer, payload)
-    if doc.get("v") != VERSION or doc.get("typ") != "ack" or doc.get("dev") != dev:
-        raise ProtocolError("schema", "not a v1 ack for this device")
-    acks = _need(doc, "acks", list)
+    check_head(doc, "ack", dev)
     out = []
-    for a in acks:
+    for a in need(doc, "acks", list):
         if (not isinstance(a, list) or len(a) != 3 or not isinstance(a[0], int) or not isinstance(a[1], int)
                 or a[2] not in ACK_CODES):
-            raise ProtocolError("schema", "ack entries are [ep, seq, ok|dup|quar]")
+            raise ProtocolError("schema", "acks: [ep, seq, ok|dup|quar]")
         out.append((a[0], a[1], a[2]))
     return out
-
-
-def parse_config(signer, dev, payload):
-    """A verified config for this device (§5), as a dict; shape checked, values not interpreted."""
-    doc = verify(signer, payload)
-    if doc.get("v") != VERSION or doc.get("typ") != "config" or doc.get("dev") != dev:
-        raise ProtocolError("schema", "not a v1 config for this device")
-    if _need(doc, "rev", int) < 1:
-        raise ProtocolError("schema", "rev must be >= 1")
-    _need(doc, "counter", dict)
-    if doc.get("official") is not None:
-        _need(doc, "official", dict)
-    levels = _need(_need(doc, "scale", dict), "levels", int)
-    if not 2 <= levels <= 10:
-        raise ProtocolError("schema", "scale.levels must be 2..10")
-    if _need(doc, "thanks_ms", int) < 0 or _need(doc, "hb_s", int) < 5:
-        raise ProtocolError("schema", "thanks_ms >= 0 and hb_s >= 5")
-    return doc

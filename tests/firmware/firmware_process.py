@@ -1,5 +1,6 @@
-"""The ESP32 firmware as a process on the desk, for tests: `micropython` runs device/micropython/main.py
-unchanged, with a state directory standing in for the board's flash (config_local.py + data/).
+"""The ESP32 firmware as a process on the desk, for tests: `micropython` runs the firmware as it is
+deployed: main.py and the .mpy files of device/micropython/tools/build_mpy.py, copied into a state
+directory that stands in for the board's flash (with config_local.py and data/).
 
 The board module of the unix port (board_host.py) takes button presses as lines on standard input
 and reports what the box does as JSON lines prefixed with "@" on standard output; this class wraps
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from device.firmware_config import render_config_local
-from tests.firmware.runtime import FIRMWARE_DIR, HEAP, micropython_binary
+from tests.firmware.runtime import HEAP, install_firmware, micropython_binary
 
 Event = dict[str, Any]
 
@@ -84,8 +85,9 @@ class FirmwareProcess:
         if self.running:
             raise RuntimeError("already running")
         n = len(self.boots)
+        install_firmware(self.state_dir)
         self.proc = subprocess.Popen(
-            [micropython_binary(), "-X", f"heapsize={self.heap}", str(FIRMWARE_DIR / "main.py")],
+            [micropython_binary(), "-X", f"heapsize={self.heap}", "main.py"],
             cwd=self.state_dir, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )
         assert self.proc.stdout is not None

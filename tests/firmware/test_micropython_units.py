@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.firmware.runtime import FIRMWARE_DIR, MP_TESTS_DIR, run_mp
+from tests.firmware.runtime import MP_TESTS_DIR, firmware_build, run_mp
 
 
 def _cases() -> list[tuple[str, str]]:
@@ -22,5 +22,5 @@ def _cases() -> list[tuple[str, str]]:
 @pytest.mark.parametrize(("module", "func"), _cases(), ids=[f"{m}::{f}" for m, f in _cases()])
 def test_under_micropython(module: str, func: str, tmp_path: Path) -> None:
     runner = str(MP_TESTS_DIR / "run.py")
-    done = run_mp([runner, str(FIRMWARE_DIR), str(tmp_path), module, func], cwd=tmp_path)
+    done = run_mp([runner, str(firmware_build()), str(tmp_path), module, func], cwd=tmp_path)
     assert done.returncode == 0 and done.stdout.rstrip().endswith("PASS"), done.stdout + done.stderr

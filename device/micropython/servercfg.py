@@ -1,0 +1,51 @@
+# The server's signed config (docs/protocol.md §5): counter, official, rating scale, timings. It
+# arrives seldom (retained: at every connect, and when an admin changes it), so this code is loaded
+# when one arrives and leaves the heap afterwards (app.py, App._cold).
+from wire import ProtocolError, check_head, need, verify
+
+
+def parse_config(signer, dev, payload):
+    """A verified config for this device (§5), as a dict; shape checked, values not interpreted."""
+    doc = verify(signer, payload)
+    check_head(doc, "config", dev)
+    if need(doc, "rev", int) < 1:
+        raise ProtocolError("schema", "rev must be >= 1")
+    need(doc, "counter", dict)
+    if doc.get("official") is not None:
+        need(doc, "official", dict)
+    levels = need(need(doc, "scale", dict), "levels", int)
+    if not 2 <= levels <= 10:
+        raise ProtocolError("schema", "scale.levels must be 2..10")
+    if need(doc, "thanks_ms", int) < 0 or need(doc, "hb_s", int) < 5:
+        raise ProtocolError("schema", "thanks_ms >= 0 and hb_s >= 5")
+    return doc
+
+
+def apply(app, payload, persist=True):
+    """Verify and apply a config (§5) to the running box; raises ProtocolError when refused.
+
+    Ignored unless its rev is greater than the applied one (an old retained message replayed
+    changes nothing). The signed payload is persisted as it is (config slots), so after a reboot
+    without network the display is right, and the stored copy is verified again at boot."""
+    if not len(payload):
+        app.board.log("config: retained config cleared (device revoked?); keeping rev %d" % app.cfg_rev)
+        return
+    doc = parse_config(app.signer, app.dev, payload)
+    rev = doc["rev"]
+    if rev <= app.cfg_rev:
+        app.board.log("config: rev %d ignored, rev %d applied" % (rev, app.cfg_rev))
+        return
+    levels = doc["scale"]["levels"]
+    wired = app.buttons.count
+    if levels > wired:
+        raise ProtocolError("schema", "a scale of %d levels needs %d buttons; this box has %d"
+                            % (levels, levels, wired))
+    if persist:
+        app.cfg_slots.save(bytes(payload))
+    app.buttons.levels = levels
+    app.buttons.thanks_ms = doc["thanks_ms"]
+    app.hb_ms = doc["hb_s"] * 1000
+    app.cfg_rev = rev
+    app.server_cfg = {"counter": doc["counter"], "official": doc["official"]}
+    app.ui_dirty = True
+    app.board.emit("cfg", rev=rev, levels=levels, thanks_ms=doc["thanks_ms"], hb_s=doc["hb_s"])
