@@ -80,6 +80,10 @@ class IngestSettings(BaseModel):
     clock_conflict_ms: int = Field(
         600_000, ge=1000, description="A synced device clock this far from the heartbeat anchor: decided by hand"
     )
+    epoch_reuse_gap_ms: int = Field(
+        60_000, ge=1000,
+        description="A heartbeat implying a boot this much after its epoch's anchor: the device was reset",
+    )
     anchor_refresh_ms: int = Field(
         600_000, ge=10_000, description="Uptime after which a clock anchor is replaced, so drift cannot build up"
     )

@@ -146,7 +146,7 @@ def test_a_device_whose_state_was_wiped_moves_to_a_fresh_epoch(engine: Engine, d
     """Flash erased (or kiosk re-installed) with the same identity: it boots at epoch 1 again, which the
     server has seen. The server raises the device's epoch floor; the device continues above it."""
     sign_in(engine, office.devices[0].counter_id, office.officials[0], _now() - timedelta(minutes=5))
-    with running_ingest(ingest_settings(db_url, mosquitto), engine):
+    with running_ingest(ingest_settings(db_url, mosquitto, ingest={"epoch_reuse_gap_ms": 1000}), engine):
         first = agent_for(office, 0, mosquitto, tmp_path / "life1", engine).start()
         for value in (4, 3, 2):
             first.press(value)

@@ -385,3 +385,18 @@ def test_a_supervisors_attribution_survives_later_session_changes(engine: Engine
     assert (row.official_id, row.attributed_by, row.status) == (office.officials[1], "user:giamsat",
                                                                 EventStatus.ACCEPTED)
     assert quarantine(engine) == {}
+
+
+def test_a_heartbeat_from_a_later_boot_at_the_same_epoch_raises_the_floor(engine: Engine, office: Office) -> None:
+    dev = office.devices[0]
+
+    def floor() -> int | None:
+        with engine.connect() as conn:
+            return conn.execute(select(DEVICES.c.epoch_floor).where(DEVICES.c.id == dev.id)).scalar_one()
+
+    run(engine, (dev.topic("hb"), dev.heartbeat(up=5_000), T0_MS + 5_050))
+    run(engine, (dev.topic("hb"), dev.heartbeat(up=65_000), T0_MS + 66_500))  # 1.5 s late: same life
+    assert floor() is None
+    # No clock, epoch 1 again, but its uptime says it booted 10 minutes after that epoch's anchor.
+    run(engine, (dev.topic("hb"), dev.heartbeat(up=70_000), T0_MS + 10 * MIN + 70_000))
+    assert floor() == 2

@@ -1,6 +1,8 @@
 # The server's signed config (docs/protocol.md §5): counter, official, rating scale, timings. It
 # arrives seldom (retained: at every connect, and when an admin changes it), so this code is loaded
 # when one arrives and leaves the heap afterwards (app.py, App._cold).
+import time
+
 from wire import ProtocolError, check_head, need, verify
 
 
@@ -42,6 +44,7 @@ def apply(app, payload, persist=True):
                             % (levels, levels, wired))
     if persist:
         app.cfg_slots.save(bytes(payload))
+    _epoch_floor(app, doc.get("ep_min"))
     app.buttons.levels = levels
     app.buttons.thanks_ms = doc["thanks_ms"]
     app.hb_ms = doc["hb_s"] * 1000
@@ -49,3 +52,14 @@ def apply(app, payload, persist=True):
     app.server_cfg = {"counter": doc["counter"], "official": doc["official"]}
     app.ui_dirty = True
     app.board.emit("cfg", rev=rev, levels=levels, thanks_ms=doc["thanks_ms"], hb_s=doc["hb_s"])
+
+
+def _epoch_floor(app, ep_min):
+    # The server saw this box use epochs it no longer remembers (its flash was reset, §4): move to
+    # ep_min at once, on flash before any event of it, so no (ep, seq) is ever used twice.
+    if type(ep_min) is not int or ep_min <= app.ep:
+        return
+    app.ep, app.seq = ep_min, 0
+    app.save_counters()
+    app.hb_next = time.ticks_ms()  # the new epoch needs its clock anchor
+    app.board.emit("epoch", ep=ep_min)

@@ -7,6 +7,7 @@ re-sends, replays and several concurrent ingest processes rests on the database:
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,6 +46,7 @@ from server.ingest.reasons import RETIMED_BY_ANCHOR, Reason
 from server.ingest.timing import TimeLimits, anchor_candidate, derive_time
 from server.settings import Settings
 
+log = logging.getLogger("motcua.ingest")
 INGEST = "ingest"
 ANCHOR_SLACK_MS = 2000  # jitter a refreshed anchor may add beyond drift
 DRIFT_DIVISOR = 5000  # 1/5000 = 200 ppm: well above a crystal's drift, far below a delayed heartbeat
@@ -57,6 +59,7 @@ class IngestRules:
     max_payload: int
     misuse_window_ms: int
     anchor_refresh_ms: int
+    epoch_reuse_gap_ms: int
     limits: TimeLimits
     zone: ZoneInfo
 
@@ -64,7 +67,8 @@ class IngestRules:
     def from_settings(cls, settings: Settings) -> IngestRules:
         ing = settings.ingest
         return cls(max_payload=ing.max_payload_bytes, misuse_window_ms=ing.misuse_window_ms,
-                   anchor_refresh_ms=ing.anchor_refresh_ms, zone=settings.zone,
+                   anchor_refresh_ms=ing.anchor_refresh_ms, epoch_reuse_gap_ms=ing.epoch_reuse_gap_ms,
+                   zone=settings.zone,
                    limits=TimeLimits(ing.max_future_skew_ms, ing.max_event_age_days * 86_400_000,
                                      ing.clock_conflict_ms))
 
@@ -162,9 +166,9 @@ class BatchStore:
                     devices: dict[str, _DeviceRow]) -> set[tuple[str, int]]:
         anchors: dict[tuple[str, int], tuple[int, int]] = {}
         health: dict[str, dict[str, Any]] = {}
-        for i, c in enumerate(cls):
-            if not isinstance(c, VerifiedHeartbeat):
-                continue
+        beats = [(i, c) for i, c in enumerate(cls) if isinstance(c, VerifiedHeartbeat)]
+        known = self._load_anchors({(c.device.id, c.heartbeat.ep) for _, c in beats}, with_up=True)
+        for i, c in beats:
             hb, row, msg = c.heartbeat, devices[c.device.id], batch[i]
             if row.last_hb is not None and (hb.ep, hb.up) <= row.last_hb:
                 self._not_newer(i, msg, c, row, results)
@@ -172,6 +176,7 @@ class BatchStore:
             row.last_hb = (hb.ep, hb.up)
             row.max_epoch = max(row.max_epoch, hb.ep)
             cand = anchor_candidate(received_ms=msg.received_ms, up=hb.up)
+            self._check_same_life(c.device.id, cand, hb.up, known.get((c.device.id, hb.ep)))
             best = anchors.get((c.device.id, hb.ep))
             if best is None or cand < best[0]:
                 anchors[(c.device.id, hb.ep)] = (cand, hb.up)
@@ -180,6 +185,18 @@ class BatchStore:
         self._save_health(health)
         self._save_anchors(anchors)
         return set(anchors)
+
+    def _check_same_life(self, device_id: str, cand: int, up: int, anchor: tuple[int, int] | None) -> None:
+        """A boot instant far later than the epoch's anchor cannot be the same boot: the device was reset
+        and re-uses an epoch number. Raise its floor (protocol §4); if it was only a long delay, the
+        device merely starts one new epoch."""
+        if anchor is None:
+            return
+        drift = max(0, up - anchor[1]) // DRIFT_DIVISOR
+        if cand - anchor[0] > self.rules.epoch_reuse_gap_ms + drift:
+            log.info("device %s: a heartbeat implies a boot %d s after its epoch's anchor; raising its epoch "
+                     "floor", device_id, (cand - anchor[0]) // 1000)
+            self.tell_epoch.add(device_id)
 
     def _not_newer(self, i: int, msg: Incoming, c: VerifiedHeartbeat, row: _DeviceRow,
                    results: list[Result | None]) -> None:
@@ -243,12 +260,13 @@ class BatchStore:
             for (d, ep), (a, up) in sorted(anchors.items())
         ])
 
-    def _load_anchors(self, keys: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    def _load_anchors(self, keys: set[tuple[str, int]], *, with_up: bool = False) -> dict[tuple[str, int], Any]:
+        """Anchor (boot instant, ms) per (device, epoch); with `with_up`, (anchor, uptime it was set at)."""
         if not keys:
             return {}
-        rows = self.conn.execute(select(BOOTS.c.device_id, BOOTS.c.epoch, BOOTS.c.anchor_ms)
+        rows = self.conn.execute(select(BOOTS.c.device_id, BOOTS.c.epoch, BOOTS.c.anchor_ms, BOOTS.c.anchor_up)
                                  .where(pairs_in(self.conn, BOOTS.c.device_id, BOOTS.c.epoch, sorted(keys))))
-        return {(r.device_id, r.epoch): r.anchor_ms for r in rows}
+        return {(r.device_id, r.epoch): (r.anchor_ms, r.anchor_up) if with_up else r.anchor_ms for r in rows}
 
     # --- events ------------------------------------------------------------------------------
 

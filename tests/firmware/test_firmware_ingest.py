@@ -56,3 +56,34 @@ def test_presses_land_attributed_through_a_power_cut_and_a_broker_restart(
 def _stored(engine: Engine) -> int:
     with engine.connect() as conn:
         return len(conn.execute(select(EVENTS.c.id)).all())
+
+
+def test_a_box_whose_flash_was_wiped_moves_past_its_old_epochs(
+        engine: Engine, db_url: str, mosquitto: Mosquitto, tmp_path: Path) -> None:
+    office = make_office(engine, counters=1, officials=1)
+    dev = office.devices[0]
+    sign_in(engine, dev.counter_id, office.officials[0], datetime.now(UTC) - timedelta(minutes=5))
+    first = FirmwareProcess(device_id=dev.id, secret_hex=dev.secret.hex(), mqtt_port=mosquitto.port,
+                            state_dir=tmp_path / "flash-1", knobs={"ntp_host": ""})
+    # Lives seconds apart here (a real reset takes minutes): the gap that reveals a re-used epoch is shortened.
+    with running_ingest(ingest_settings(db_url, mosquitto, ingest={"epoch_reuse_gap_ms": 1000}), engine):
+        first.start()
+        first.wait_for("subscribed")
+        old = [first.press(v) for v in (4, 2)]
+        first.wait_drained(timeout=30)
+        first.kill()
+        time.sleep(1.5)  # the next life boots well after this one
+        # Same identity, empty flash: it boots at epoch 1 again, which the server has seen.
+        second = FirmwareProcess(device_id=dev.id, secret_hex=dev.secret.hex(), mqtt_port=mosquitto.port,
+                                 state_dir=tmp_path / "flash-2", knobs={"ntp_host": ""})
+        second.start()
+        assert second.epoch == 1
+        moved = second.wait_for("epoch", timeout=30)  # the config's ep_min
+        new = [second.press(v) for v in (1, 3)]
+        second.wait_drained(timeout=30)
+        wait_until(lambda: _stored(engine) == 4, what="all four presses stored")
+        second.stop()
+    assert moved["ep"] == 2 and {ep for ep, _ in new} == {2}
+    with engine.connect() as conn:
+        keys = sorted(tuple(r) for r in conn.execute(select(EVENTS.c.epoch, EVENTS.c.seq)))
+    assert keys == sorted(old + new)
