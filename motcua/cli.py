@@ -301,7 +301,8 @@ def credential_set(official: str, method: Annotated[str, typer.Option(help="pin 
 
     secret = typer.prompt("PIN" if method == "pin" else "badge code", hide_input=True,
                           confirmation_prompt=sys.stdin.isatty())
-    _admin(lambda c: set_credential(c, official_code=official, method=method, secret=secret, actor="cli"))
+    _admin(lambda c: set_credential(c, official_code=official, method=method, secret=secret,  # type: ignore[arg-type]
+                                    actor="cli"))
     typer.echo(f"{method} set for {official}")
 
 

@@ -65,14 +65,15 @@ class Office:
     devices: list[SignedDevice] = field(default_factory=list)
 
 
-def make_office(engine: Engine, *, counters: int = 2, officials: int = 3, code: str = "PX") -> Office:
+def make_office(engine: Engine, *, counters: int = 2, officials: int = 3, code: str = "PX",
+                kind: DeviceKind = DeviceKind.SIMULATED) -> Office:
     """A unit with `counters` counters (one device each) and `officials` officials."""
     with engine.begin() as conn:
         office = Office(registry.create_unit(conn, code=code, name=f"UBND phường {code}"))
         for n in range(1, counters + 1):
             cid = registry.create_counter(conn, unit_id=office.unit_id, code=f"{code}-Q{n}", name=f"Quầy {n}")
             office.counters.append(cid)
-            dev = registry.provision_device(conn, counter_id=cid, kind=DeviceKind.SIMULATED, actor="test",
+            dev = registry.provision_device(conn, counter_id=cid, kind=kind, actor="test",
                                             device_id=f"{code.lower()}-dev-{n}")
             office.devices.append(SignedDevice(dev.id, bytes.fromhex(dev.secret_hex), cid))
         for n in range(1, officials + 1):
