@@ -9,7 +9,7 @@ from typing import Any
 
 from device.link import DeviceLink
 from device.outbox import Entry, Outbox
-from motcua.protocol import codec
+from motcua.protocol import codec, credentials
 
 
 class DeviceAgent:
@@ -52,6 +52,20 @@ class DeviceAgent:
 
     def complain(self, kind: str = "complaint", *, note: str | None = None) -> Entry:
         return self._add("incident", codec.incident_body(kind, note=note))
+
+    def incident(self, kind: str, *, ref: tuple[int, int] | None = None, note: str | None = None,
+                 clip: str | None = None, camera: str | None = None) -> Entry:
+        """An incident with the evidence clip it names (or why there is none: camera "failed"/"none")."""
+        return self._add("incident", codec.incident_body(kind, ref=ref, note=note, clip=clip, camera=camera))
+
+    def session(self, action: str, *, official: str, method: str, secret: str) -> Entry:
+        """An official signs in/out; only a proof of the PIN or badge leaves the device (protocol §3.4)."""
+        verifier = credentials.credential_verifier(secret, official=official, method=method)  # type: ignore[arg-type]
+        nonce = credentials.new_nonce()
+        proof = credentials.session_proof(self._secret, dev=self.device_id, action=action, official=official,
+                                          method=method, nonce=nonce, verifier_hex=verifier)
+        return self._add("session", codec.session_body(action, official=official, method=method, nonce=nonce,
+                                                       proof=proof))
 
     def pending(self) -> int:
         return self.outbox.depth()

@@ -32,7 +32,8 @@ class DeviceLink:
                  resend_after_s: float = RESEND_AFTER_S, heartbeat_s: float = 60.0,
                  clock: Callable[[], float] = time.time, clock_synced: Callable[[], bool] = lambda: True,
                  uptime_ms: Callable[[], int] | None = None,
-                 on_config: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_config: Callable[[dict[str, Any]], None] | None = None,
+                 on_ack: Callable[[list[tuple[int, int, str]]], None] | None = None) -> None:
         self.device_id, self.secret, self.outbox = device_id, secret, outbox
         self.host, self.port = host, port
         self.fw = fw
@@ -42,6 +43,7 @@ class DeviceLink:
         started = time.monotonic()
         self.uptime_ms = uptime_ms or (lambda: int((time.monotonic() - started) * 1000))
         self.on_config = on_config
+        self.on_ack = on_ack  # sees each verified ack's (ep, seq, code): the kiosk reports refused sign-ins
         self.connected = threading.Event()
         self.acks_received = 0
         self.rejected_server_messages = 0
@@ -171,8 +173,10 @@ class DeviceLink:
             log.warning("%s: ignored a server message on %s (%s)", self.device_id, msg.topic, exc)
             return
         if isinstance(parsed, AckMessage):
-            keys = [(int(a[0]), int(a[1])) for a in parsed.acks if len(a) == 3]
-            self.acks_received += self.outbox.acked(keys)
+            entries = [(int(a[0]), int(a[1]), str(a[2])) for a in parsed.acks if len(a) == 3]
+            self.acks_received += self.outbox.acked([(ep, seq) for ep, seq, _code in entries])
+            if self.on_ack is not None:
+                self.on_ack(entries)
         elif isinstance(parsed, ConfigMessage):
             self._take_config(parsed)
 

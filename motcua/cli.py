@@ -169,6 +169,33 @@ def ingest(
         service.stop()
 
 
+@app.command()
+def kiosk(
+    config_file: Annotated[Path, typer.Argument(help="The kiosk's TOML file (motcua device provision --kind kiosk)")],
+    verbose: bool = False,
+) -> None:
+    """Run a Raspberry Pi kiosk: touch UI on localhost, camera evidence, outbox and clip uploads."""
+    setup_logging(verbose)
+    from device.kiosk.config import load_config
+    from device.kiosk.kiosk import Kiosk
+    from device.kiosk.web import create_kiosk_app
+    from server.runtime import HttpServer, PortTaken, check_port
+
+    try:
+        cfg = load_config(config_file)
+        check_port(cfg.http_host, cfg.http_port)
+    except (ValueError, PortTaken) as exc:
+        raise fail(str(exc)) from None
+    running = Kiosk(cfg).start()
+    http = HttpServer(create_kiosk_app(running), cfg.http_host, cfg.http_port).start()
+    typer.echo(f"kiosk {cfg.device_id}: open {http.url} full-screen (docs/kiosk.md)")
+    try:
+        wait_for_signal(threading.Event())
+    finally:
+        http.stop()
+        running.stop()
+
+
 # --- database ----------------------------------------------------------------------------------
 
 
@@ -269,6 +296,18 @@ def admin_sign_out(counter: Annotated[str, typer.Option(help="Counter code")]) -
     typer.echo("signed out")
 
 
+@admin_app.command("credential-set")
+def credential_set(official: str, method: Annotated[str, typer.Option(help="pin or badge")] = "pin") -> None:
+    """Enrol an official's kiosk PIN or badge code; it is read from the terminal and only its verifier is kept."""
+    from server.credentials import set_credential
+
+    secret = typer.prompt("PIN" if method == "pin" else "badge code", hide_input=True,
+                          confirmation_prompt=sys.stdin.isatty())
+    _admin(lambda c: set_credential(c, official_code=official, method=method, secret=secret,  # type: ignore[arg-type]
+                                    actor="cli"))
+    typer.echo(f"{method} set for {official}")
+
+
 @admin_app.command("token-create")
 def token_create(name: str,
                  scope: Annotated[list[str], typer.Option(help="Repeat: sessions:write, read, admin")]) -> None:
@@ -317,6 +356,8 @@ def device_provision(
     mqtt_port: Annotated[int | None, typer.Option(help="Broker port as the device must reach it")] = None,
     wifi_ssid: Annotated[str | None, typer.Option(help="Wi-Fi network (button boxes)")] = None,
     ntp_host: Annotated[str | None, typer.Option(help="NTP server the box syncs its clock with")] = None,
+    server_url: Annotated[str | None, typer.Option(help="URL kiosks upload clips to (default: api.public_url)")]
+    = None,
 ) -> None:
     """Create a device with its own key at a counter, and its configuration file."""
     import secrets as _secrets
@@ -335,13 +376,22 @@ def device_provision(
     if out is None:
         typer.echo(f"device secret (shown once): {made.secret_hex}")
         return
-    text = _device_config_text(made.id, made.secret_hex, host, port, mqtt_password, wifi_ssid, ntp_host, kind)
+    if kind == "kiosk":
+        from device.kiosk.config import render_kiosk_toml
+
+        url = server_url or settings.api.public_url or f"http://{settings.api.host}:{settings.api.port}"
+        text = render_kiosk_toml(device_id=made.id, secret_hex=made.secret_hex, mqtt_host=host, mqtt_port=port,
+                                 mqtt_password=mqtt_password, server_url=url)
+    else:
+        text = _device_config_text(made.id, made.secret_hex, host, port, mqtt_password, wifi_ssid, ntp_host, kind)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # never readable by others, even briefly
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
     out.chmod(0o600)  # an existing file keeps its old mode through O_CREAT
     typer.echo(f"wrote {out} (it holds the device secret: keep it off shared drives)")
+    if kind == "kiosk":
+        typer.echo(f"copy it to the Pi and run:  motcua kiosk {out.name}  (docs/kiosk.md)")
     if kind == "button":
         typer.echo(f"copy it to the board:  mpremote connect /dev/ttyUSB0 cp {out} :config_local.py "
                    "(docs/firmware.md, 'Flashing and deploying a real board')")

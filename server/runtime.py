@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
 from server.api.app import create_app
+from server.clips.service import ClipService
 from server.ingest.service import IngestService
 from server.settings import Settings
 
@@ -73,10 +74,15 @@ def run_server(settings: Settings, engine: Engine, *, with_ingest: bool) -> None
     check_port(settings.api.host, settings.api.port)
     registry = CollectorRegistry()
     ingest = IngestService(settings, engine, registry=registry).start() if with_ingest else None
-    app = create_app(settings, engine, registry=registry, ingest=ingest)
+    clips = ClipService.from_settings(settings, engine, with_worker=settings.clips.transcode)
+    if clips.worker is not None:
+        clips.worker.start()
+    app = create_app(settings, engine, registry=registry, ingest=ingest, clip_service=clips)
     try:
         uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_level="info", proxy_headers=True,
                     lifespan="off")
     finally:
+        if clips.worker is not None:
+            clips.worker.stop()
         if ingest is not None:
             ingest.stop()

@@ -45,6 +45,11 @@ def _open_on_counter(conn: Connection, counter_id: int) -> SessionView | None:
     return SessionView(*row) if row else None
 
 
+def serving(conn: Connection, *, counter_id: int) -> SessionView | None:
+    """The session open at `counter_id` now, if any."""
+    return _open_on_counter(conn, counter_id)
+
+
 def _open_of_official(conn: Connection, official_id: int) -> SessionView | None:
     row = conn.execute(select(SESSIONS.c.id, SESSIONS.c.counter_id, SESSIONS.c.official_id, SESSIONS.c.started_at,
                               SESSIONS.c.ended_at)

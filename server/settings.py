@@ -109,6 +109,34 @@ class ApiSettings(BaseModel):
     public_url: str | None = Field(None, description="URL people use to reach the API, shown in messages")
 
 
+class ClipSettings(BaseModel):
+    model_config = _STRICT_SECTION
+    storage: Literal["local", "s3"] = Field("local", description="Where originals, renditions and thumbnails live")
+    local_dir: Path | None = Field(None, description="Folder of the local store (default: <data_dir>/clips)")
+    max_clip_bytes: int = Field(
+        64 * 1024 * 1024, ge=1024, description="Largest clip a kiosk may upload (a 2-minute MJPEG clip is ~40 MB)"
+    )
+    max_chunk_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="Largest upload request body (one resumable chunk)"
+    )
+    auth_window_s: int = Field(300, ge=10, le=3600, description="Device request signatures older than this are refused")
+    rendition: Literal["mp4", "webm"] = Field("mp4", description="Browser rendition: H.264 MP4 (faststart) or VP8 WebM")
+    transcode: bool = Field(True, description="Produce renditions and thumbnails in this process (background thread)")
+    s3_endpoint_url: str | None = Field(None, description="S3-compatible endpoint (MinIO: http://minio:9000)")
+    s3_bucket: str = Field("motcua-clips", description="Bucket of the S3 store (must exist)")
+    s3_region: str = Field("us-east-1", description="Region name the S3 store expects")
+    s3_access_key: str | None = Field(None, description="Access key of the S3 store")
+    s3_secret_key: SecretStr | None = Field(None, description="Secret key of the S3 store")
+    s3_prefix: str = Field("", description="Prefix for every key in the bucket (several deployments, one bucket)")
+
+    @model_validator(mode="after")
+    def _s3_complete(self) -> ClipSettings:
+        if self.storage == "s3" and not (self.s3_endpoint_url and self.s3_access_key and self.s3_secret_key):
+            raise ValueError("clips.storage = s3 needs s3_endpoint_url, s3_access_key and s3_secret_key "
+                             "(MOTCUA_CLIPS__S3_ENDPOINT_URL, …)")
+        return self
+
+
 class Settings(BaseSettings):
     """Everything the server reads at start-up. See docs/configuration.md."""
 
@@ -127,6 +155,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=lambda: IngestSettings())
     devices: DeviceDefaults = Field(default_factory=lambda: DeviceDefaults())
     api: ApiSettings = Field(default_factory=lambda: ApiSettings())
+    clips: ClipSettings = Field(default_factory=lambda: ClipSettings())
 
     @classmethod
     def settings_customise_sources(
@@ -175,6 +204,11 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def clips_dir(self) -> Path:
+        """The local clip store, and where uploads in progress are kept (whatever the store)."""
+        return self.clips.local_dir or self.data_dir / "clips"
 
     @property
     def is_sqlite(self) -> bool:

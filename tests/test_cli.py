@@ -55,3 +55,26 @@ def test_configuration_errors_are_readable(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "invalid configuration" in res.stderr and "MOTCUA_SECRET_KEY" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_kiosk_provisioning_credentials_and_a_bad_kiosk_file(env: dict[str, str], tmp_path: Path) -> None:
+    from device.kiosk.config import load_config
+
+    assert motcua("db", "upgrade", env=env).returncode == 0
+    motcua("admin", "unit-add", "P-MK", "UBND phường Minh Khai", env=env)
+    motcua("admin", "counter-add", "--unit", "P-MK", "MK-01", "Quầy 1", env=env)
+    motcua("admin", "official-add", "--unit", "P-MK", "CB-1", "Nguyễn Văn A", env=env)
+    out = tmp_path / "kiosk.toml"
+    made = motcua("device", "provision", "--counter", "MK-01", "--kind", "kiosk", "--id", "kiosk-mk-01",
+                  "--out", str(out), "--server-url", "https://motcua.example", env=env)
+    assert made.returncode == 0 and "motcua kiosk" in made.stdout, made.stderr
+    cfg = load_config(out)
+    assert (cfg.device_id, cfg.server_url, cfg.mqtt_user) == ("kiosk-mk-01", "https://motcua.example", "kiosk-mk-01")
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    pin = motcua("admin", "credential-set", "CB-1", "--method", "pin", env=env, stdin="2468\n")
+    assert pin.returncode == 0 and "2468" not in pin.stdout
+    short = motcua("admin", "credential-set", "CB-1", env=env, stdin="12\n")
+    assert short.returncode == 2 and "4 to 12 digits" in short.stderr
+    out.write_text(out.read_text() + "camra = \"0\"\n")
+    bad = motcua("kiosk", str(out), env=env)
+    assert bad.returncode == 2 and "camra" in bad.stderr

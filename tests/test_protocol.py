@@ -140,3 +140,33 @@ def test_split_signature_rejects_trailing_garbage() -> None:
 def test_status_is_compact_json() -> None:
     assert codec.encode_status(online=True, ep=7, fw="1.0.0") == b'{"online":true,"ep":7,"fw":"1.0.0"}'
     assert json.loads(codec.encode_status(online=False)) == {"online": False}
+
+
+def test_clip_manifest_vector_verifies_and_reencodes_byte_exact() -> None:
+    from motcua.protocol import encode_clip_manifest
+    from motcua.protocol.messages import validate_clip_manifest
+
+    [case] = VECTORS["clip_manifests"]
+    secret, payload = bytes.fromhex(case["secret_hex"]), bytes.fromhex(case["payload_hex"])
+    assert verify_payload(secret, payload).hex() == case["signed_hex"]
+    fields = dict(case["fields"], events=[tuple(e) for e in case["fields"]["events"]])
+    assert encode_clip_manifest(secret, **fields) == payload
+    manifest = validate_clip_manifest(parse_json_strict(payload))
+    assert (manifest.frames, manifest.events, manifest.privacy) == (450, [[12, 9007], [12, 9008]], "faces")
+
+
+def test_session_vector_proof_follows_from_the_pin_and_the_device_key() -> None:
+    from motcua.protocol.credentials import credential_verifier, proof_matches
+
+    case = next(c for c in VECTORS["events"] if c["fields"]["typ"] == "session")
+    body = dict(case["body_members"])
+    verifier = credential_verifier(case["credential"]["pin"], official=body["official"], method=body["method"])
+    assert verifier == case["credential"]["verifier_hex"]
+    args = {k: body[k] for k in ("action", "official", "method", "nonce")}
+    secret = bytes.fromhex(case["secret_hex"])
+    assert proof_matches(secret, body["proof"], dev=case["fields"]["dev"], verifier_hex=verifier, **args)
+    wrong = credential_verifier("654321", official=body["official"], method=body["method"])
+    assert not proof_matches(secret, body["proof"], dev=case["fields"]["dev"], verifier_hex=wrong, **args)
+    other_key = bytes(32)
+    assert not proof_matches(other_key, body["proof"], dev=case["fields"]["dev"], verifier_hex=verifier, **args)
+    assert case["credential"]["pin"] not in case["payload"]

@@ -6,6 +6,7 @@ The MicroPython firmware carries its own small implementation; both are held to 
 
 from motcua.protocol.codec import (
     encode_ack,
+    encode_clip_manifest,
     encode_config,
     encode_event,
     encode_heartbeat,
@@ -15,11 +16,13 @@ from motcua.protocol.errors import ProtocolError
 from motcua.protocol.framing import MAX_PAYLOAD_BYTES, sign, split_signature, verify_payload
 from motcua.protocol.messages import (
     AckMessage,
+    ClipManifest,
     ConfigMessage,
     EventEnvelope,
     HeartbeatEnvelope,
     IncidentBody,
     RatingBody,
+    SessionBody,
     parse_json_strict,
 )
 from motcua.protocol.topics import Topic, TopicKind, parse_topic, topic
@@ -27,15 +30,18 @@ from motcua.protocol.topics import Topic, TopicKind, parse_topic, topic
 __all__ = [
     "MAX_PAYLOAD_BYTES",
     "AckMessage",
+    "ClipManifest",
     "ConfigMessage",
     "EventEnvelope",
     "HeartbeatEnvelope",
     "IncidentBody",
     "ProtocolError",
     "RatingBody",
+    "SessionBody",
     "Topic",
     "TopicKind",
     "encode_ack",
+    "encode_clip_manifest",
     "encode_config",
     "encode_event",
     "encode_heartbeat",

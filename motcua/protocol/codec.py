@@ -67,6 +67,39 @@ def incident_body(
     return body
 
 
+def session_body(action: str, *, official: str, method: str, nonce: str, proof: str) -> dict[str, Any]:
+    """A session body (kiosk sign-in/out) with its members in protocol order (docs/protocol.md §3.4)."""
+    return {"action": action, "official": official, "method": method, "nonce": nonce, "proof": proof}
+
+
+def encode_clip_manifest(
+    secret: bytes,
+    *,
+    dev: str,
+    clip: str,
+    ep: int,
+    up0: int,
+    up1: int,
+    ts0: int | None,
+    ts1: int | None,
+    frames: int,
+    width: int,
+    height: int,
+    size: int,
+    sha256: str,
+    events: Sequence[tuple[int, int]],
+    privacy: str = "none",
+) -> bytes:
+    """The signed manifest of an evidence clip (docs/protocol.md §10), sent over HTTP before its bytes."""
+    pairs: list[tuple[str, Any]] = [("v", PROTOCOL_VERSION), ("typ", "clip"), ("dev", dev), ("clip", clip)]
+    pairs += [("ep", ep), ("up0", up0), ("up1", up1)]
+    if ts0 is not None and ts1 is not None:  # only with a synced clock, as `ts` in events
+        pairs += [("ts0", ts0), ("ts1", ts1)]
+    pairs += [("frames", frames), ("width", width), ("height", height), ("format", "mkv-mjpeg"), ("size", size)]
+    pairs += [("sha256", sha256), ("events", [list(e) for e in events]), ("privacy", privacy)]
+    return seal(secret, _members(pairs))
+
+
 def encode_event(
     secret: bytes, *, dev: str, ep: int, seq: int, up: int, ts: int | None, typ: str, body: dict[str, Any]
 ) -> bytes:

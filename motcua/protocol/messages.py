@@ -51,6 +51,17 @@ class IncidentBody(BaseModel):
     camera: Literal["ok", "failed", "none"] | None = None
 
 
+class SessionBody(BaseModel):
+    """An official signs in or out at a kiosk, proving a PIN or badge without sending it (§3.4)."""
+
+    model_config = _STRICT
+    action: Literal["in", "out"]
+    official: str = Field(min_length=1, max_length=32, pattern=r"^[\x21-\x7e]+$")
+    method: Literal["pin", "badge"]
+    nonce: str = Field(pattern=r"^[0-9a-f]{32}$")
+    proof: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class HeartbeatBody(BaseModel):
     """Device health, sent live every `hb_s` seconds and at every (re)connect (§4)."""
 
@@ -85,7 +96,13 @@ class IncidentEvent(_EnvelopeBase):
     body: IncidentBody
 
 
-EventEnvelope = Annotated[RatingEvent | IncidentEvent, Field(discriminator="typ")]
+class SessionEvent(_EnvelopeBase):
+    seq: int = Field(ge=1, le=MAX_SAFE_INT)
+    typ: Literal["session"]
+    body: SessionBody
+
+
+EventEnvelope = Annotated[RatingEvent | IncidentEvent | SessionEvent, Field(discriminator="typ")]
 _EVENT = TypeAdapter(EventEnvelope)
 
 
@@ -125,6 +142,49 @@ class ConfigMessage(BaseModel):
     sig: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+CLIP_ID_PATTERN = r"^[0-9a-f]{32}$"
+
+
+class ClipManifest(BaseModel):
+    """Device -> server over HTTP: what an evidence clip holds, signed like an event (§10)."""
+
+    model_config = _STRICT
+    v: Literal[1]
+    typ: Literal["clip"]
+    dev: str = Field(pattern=DEVICE_ID_PATTERN)
+    clip: str = Field(pattern=CLIP_ID_PATTERN)
+    ep: int = Field(ge=1, le=MAX_EPOCH)
+    up0: int = Field(ge=0, le=MAX_SAFE_INT)
+    up1: int = Field(ge=0, le=MAX_SAFE_INT)
+    ts0: int | None = Field(default=None, ge=0, le=MAX_SAFE_INT)
+    ts1: int | None = Field(default=None, ge=0, le=MAX_SAFE_INT)
+    frames: int = Field(ge=1, le=1_000_000)
+    width: int = Field(ge=16, le=8192)
+    height: int = Field(ge=16, le=8192)
+    format: Literal["mkv-mjpeg"]
+    size: int = Field(ge=1, le=MAX_SAFE_INT)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    events: list[list[Annotated[int, Field(ge=1, le=MAX_SAFE_INT)]]] = Field(max_length=64)
+    privacy: Literal["none", "faces", "regions", "faces+regions"]
+    sig: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClipManifest:
+        if self.up1 < self.up0:
+            raise ValueError("up1 is before up0")
+        if any(len(ref) != 2 for ref in self.events):
+            raise ValueError("each of events is [ep, seq]")
+        return self
+
+
+def validate_clip_manifest(doc: dict[str, Any]) -> ClipManifest:
+    """Validate a parsed clip manifest; raises ProtocolError("schema")."""
+    try:
+        return ClipManifest.model_validate(doc)
+    except ValidationError as exc:
+        raise _schema_error(exc) from None
+
+
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # Two members with one name would let two parsers read two different messages from one signature.
     out = dict(pairs)
@@ -159,7 +219,7 @@ def _schema_error(exc: ValidationError) -> ProtocolError:
     return ProtocolError("schema", f"{where}: {first['msg']} ({exc.error_count()} error(s))")
 
 
-def validate_event(doc: dict[str, Any]) -> RatingEvent | IncidentEvent:
+def validate_event(doc: dict[str, Any]) -> RatingEvent | IncidentEvent | SessionEvent:
     """Validate a parsed event document; raises ProtocolError("schema")."""
     try:
         return _EVENT.validate_python(doc)

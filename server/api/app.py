@@ -13,7 +13,8 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from motcua import __version__
 from server.api import errors
-from server.api.routes import devices, health, officials, quarantine, sessions, units, web
+from server.api.routes import clips, device_clips, devices, health, officials, quarantine, sessions, units, web
+from server.clips.service import ClipService
 from server.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,8 +24,9 @@ SESSION_MAX_AGE_S = 8 * 3600  # one working day
 
 
 def create_app(settings: Settings, engine: Engine, *, registry: CollectorRegistry | None = None,
-               ingest: IngestService | None = None) -> FastAPI:
-    """The HTTP API and console. `ingest` is the in-process ingest service, if any (health, config wake-ups)."""
+               ingest: IngestService | None = None, clip_service: ClipService | None = None) -> FastAPI:
+    """The HTTP API and console. `ingest` is the in-process ingest service, if any (health, config wake-ups);
+    `clip_service` the clip store and rendition worker (default: the configured store, no worker)."""
     app = FastAPI(title="motcua API", version=__version__,
                   description="Signed citizen ratings at one-stop counters. Errors always have the shape "
                               '{"error": {"code", "message", "details"?}}.')
@@ -32,13 +34,14 @@ def create_app(settings: Settings, engine: Engine, *, registry: CollectorRegistr
     app.state.engine = engine
     app.state.registry = registry or (ingest.metrics_registry if ingest else CollectorRegistry())
     app.state.ingest = ingest
+    app.state.clips = clip_service or ClipService.from_settings(settings, engine, with_worker=False)
     assert settings.secret_key is not None  # settings validation guarantees it
     # Secure-only cookies when people reach us over HTTPS (behind a TLS proxy in production).
     https = bool(settings.api.public_url and settings.api.public_url.startswith("https://"))
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
                        session_cookie="motcua_session", max_age=SESSION_MAX_AGE_S, same_site="lax", https_only=https)
     errors.install(app)
-    for module in (health, sessions, officials, quarantine, devices, units, web):
+    for module in (health, sessions, officials, quarantine, devices, units, clips, device_clips, web):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
     return app

@@ -273,6 +273,88 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class OfficialCredential(Base):
+    """A kiosk sign-in credential: only the PBKDF2 verifier of a PIN or badge code (docs/protocol.md §3.4)."""
+
+    __tablename__ = "official_credentials"
+    __table_args__ = (UniqueConstraint("official_id", "method"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    official_id: Mapped[int] = mapped_column(ForeignKey("officials.id"))
+    method: Mapped[str] = mapped_column(String(8))  # "pin" | "badge"
+    verifier_hex: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class ClipState(StrEnum):
+    RECEIVING = "receiving"  # manifest accepted, bytes arriving (resumable)
+    COMPLETE = "complete"  # every byte here and the SHA-256 matches the signed manifest
+    REJECTED = "rejected"  # the bytes did not match the manifest; see reject_reason and the audit log
+
+
+class RenditionState(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Clip(Base):
+    """An evidence clip from a kiosk camera: the original is kept unmodified, its hash signed by the device."""
+
+    __tablename__ = "clips"
+    __table_args__ = (Index("ix_clips_counter_start", "counter_id", "started_at"),
+                      Index("ix_clips_rendition", "state", "rendition_state"))
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"), index=True)
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id"))
+    state: Mapped[ClipState] = mapped_column(_enum(ClipState, "clip_state"))
+    manifest: Mapped[bytes] = mapped_column(LargeBinary)  # the signed manifest as received
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    received: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes so far: the resume offset
+    epoch: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    frames: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    privacy: Mapped[str] = mapped_column(String(16))
+    original_key: Mapped[str | None] = mapped_column(String(300))
+    rendition_key: Mapped[str | None] = mapped_column(String(300))
+    thumbnail_key: Mapped[str | None] = mapped_column(String(300))
+    rendition_state: Mapped[RenditionState] = mapped_column(_enum(RenditionState, "rendition_state"),
+                                                            default=RenditionState.PENDING)
+    rendition_error: Mapped[str | None] = mapped_column(String(500))
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    reject_reason: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None]
+
+
+class ClipEvent(Base):
+    """An event (by device, epoch, seq) that a clip's signed manifest says it shows."""
+
+    __tablename__ = "clip_events"
+    __table_args__ = (Index("ix_clip_events_event", "device_id", "epoch", "seq"),)
+    clip_id: Mapped[str] = mapped_column(ForeignKey("clips.id"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(40))
+    epoch: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class ClipRequest(Base):
+    """A supervisor asks a kiosk to keep a clip of now; the kiosk collects it over HTTP."""
+
+    __tablename__ = "clip_requests"
+    __table_args__ = (Index("ix_clip_requests_open", "device_id", "taken_at"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    requested_by: Mapped[str] = mapped_column(String(100))
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(String(280))
+    taken_at: Mapped[datetime | None]
+
+
 def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
@@ -289,3 +371,7 @@ QUARANTINE = _table(Quarantine)
 AUDIT = _table(AuditEntry)
 TOKENS = _table(ApiToken)
 USERS = _table(User)
+CREDENTIALS = _table(OfficialCredential)
+CLIPS = _table(Clip)
+CLIP_EVENTS = _table(ClipEvent)
+CLIP_REQUESTS = _table(ClipRequest)

@@ -17,6 +17,7 @@ from motcua.protocol.messages import (
     HeartbeatEnvelope,
     IncidentEvent,
     RatingEvent,
+    SessionEvent,
     parse_json_strict,
     validate_event,
     validate_heartbeat,
@@ -48,7 +49,7 @@ class Rejected:
 @dataclass(frozen=True, slots=True)
 class VerifiedEvent:
     device: DeviceInfo
-    event: RatingEvent | IncidentEvent
+    event: RatingEvent | IncidentEvent | SessionEvent
     body: dict[str, Any]  # the body as parsed (validated through `event`), stored as sent
 
 

@@ -19,6 +19,8 @@ class Reason(StrEnum):
     SEQ_CONFLICT = "seq_conflict"
     REPLAY = "replay"
     UNATTRIBUTED = "unattributed"
+    BAD_CREDENTIAL = "bad_credential"  # kiosk sign-in/out: unknown official, no credential, wrong PIN/badge
+    SESSION_REFUSED = "session_refused"  # kiosk sign-in/out with a valid credential that cannot be applied
     INTERNAL_ERROR = "internal_error"
 
 

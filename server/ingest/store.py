@@ -41,6 +41,7 @@ from server.ingest.classify import (
     VerifiedHeartbeat,
     classify,
 )
+from server.ingest.kiosk_sessions import apply_session_events
 from server.ingest.messages import ACK_CODE, Fate, Incoming, Result
 from server.ingest.reasons import RETIMED_BY_ANCHOR, Reason
 from server.ingest.timing import TimeLimits, anchor_candidate, derive_time
@@ -276,6 +277,7 @@ class BatchStore:
             return
         anchors = self._load_anchors({(c.device.id, c.event.ep) for _, c in todo})
         rows, firsts = self._event_rows(batch, todo, anchors, results)
+        apply_session_events(self.conn, rows, self.secrets)  # kiosk sign-ins first: later presses belong to them
         index = SessionIndex.load(self.conn, (r["counter_id"] for r in rows.values()),
                                   min(r["event_time"] for r in rows.values()),
                                   max(r["event_time"] for r in rows.values()))
@@ -339,8 +341,8 @@ class BatchStore:
 
     @staticmethod
     def _attribute(row: dict[str, Any], index: SessionIndex) -> None:
-        if row["_problem"] is not None:
-            return
+        if row["_problem"] is not None or row["typ"] == "session":
+            return  # a session event is applied, not attributed (kiosk_sessions.py)
         span = index.at(row["counter_id"], row["event_time"])
         if span is None:
             row["_problem"], row["_detail"] = Reason.UNATTRIBUTED, "no official was signed in at the counter then"

@@ -35,6 +35,20 @@ class SignedDevice:
         return codec.encode_event(self.secret, dev=self.id, ep=self.epoch, seq=self.seq, up=up, ts=ts,
                                   typ="incident", body=codec.incident_body(kind))
 
+    def session(self, action: str, official: str, secret: str, *, up: int, ts: int | None = None,
+                method: str = "pin", enrolled_as: str | None = None) -> bytes:
+        """A kiosk sign-in/out proving `secret` (docs/protocol.md §3.4); `enrolled_as` forges another PIN's proof."""
+        from motcua.protocol.credentials import credential_verifier, new_nonce, session_proof
+
+        self.seq += 1
+        verifier = credential_verifier(enrolled_as or secret, official=official, method=method)  # type: ignore[arg-type]
+        nonce = new_nonce()
+        proof = session_proof(self.secret, dev=self.id, action=action, official=official, method=method, nonce=nonce,
+                              verifier_hex=verifier)
+        body = codec.session_body(action, official=official, method=method, nonce=nonce, proof=proof)
+        return codec.encode_event(self.secret, dev=self.id, ep=self.epoch, seq=self.seq, up=up, ts=ts,
+                                  typ="session", body=body)
+
     def heartbeat(self, *, up: int, ts: int | None = None, epoch: int | None = None) -> bytes:
         return codec.encode_heartbeat(self.secret, dev=self.id, ep=epoch or self.epoch, seq=self.seq, up=up, ts=ts,
                                       fw="test-1", outbox=0, mem=100_000)
@@ -51,14 +65,15 @@ class Office:
     devices: list[SignedDevice] = field(default_factory=list)
 
 
-def make_office(engine: Engine, *, counters: int = 2, officials: int = 3, code: str = "PX") -> Office:
+def make_office(engine: Engine, *, counters: int = 2, officials: int = 3, code: str = "PX",
+                kind: DeviceKind = DeviceKind.SIMULATED) -> Office:
     """A unit with `counters` counters (one device each) and `officials` officials."""
     with engine.begin() as conn:
         office = Office(registry.create_unit(conn, code=code, name=f"UBND phường {code}"))
         for n in range(1, counters + 1):
             cid = registry.create_counter(conn, unit_id=office.unit_id, code=f"{code}-Q{n}", name=f"Quầy {n}")
             office.counters.append(cid)
-            dev = registry.provision_device(conn, counter_id=cid, kind=DeviceKind.SIMULATED, actor="test",
+            dev = registry.provision_device(conn, counter_id=cid, kind=kind, actor="test",
                                             device_id=f"{code.lower()}-dev-{n}")
             office.devices.append(SignedDevice(dev.id, bytes.fromhex(dev.secret_hex), cid))
         for n in range(1, officials + 1):

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from motcua.protocol import codec, topics
+from motcua.protocol import codec, credentials, topics
 from motcua.protocol.framing import SIG_MARKER, sign
 
 KEY_A = hashlib.sha256(b"motcua test vector key A").hexdigest()
@@ -63,7 +63,36 @@ def valid_cases() -> list[dict[str, Any]]:
     hb_members = [["fw", "1.0.0"], ["outbox", 2], ["clock", "unsynced"], ["mem", 51200], ["dropped", 0], ["rssi", -61]]
     cases.append(_case("heartbeat, clock not synced", a, topics.topic("esp32-0a1b2c", topics.TopicKind.HEARTBEAT),
                        {**hb_fields, "typ": "heartbeat"}, hb_members, hb))
+    cases.append(session_case())
     return cases
+
+
+def session_case() -> dict[str, Any]:
+    """A kiosk sign-in with PIN 123456 (§3.4): the proof is reproducible from the listed inputs."""
+    verifier = credentials.credential_verifier("123456", official="CB-0042", method="pin")
+    nonce = hashlib.sha256(b"motcua test vector nonce").hexdigest()[:32]
+    proof = credentials.session_proof(bytes.fromhex(KEY_A), dev="kiosk-hn-007", action="in", official="CB-0042",
+                                      method="pin", nonce=nonce, verifier_hex=verifier)
+    case = _event_case("kiosk sign-in with a PIN proof", KEY_A, dev="kiosk-hn-007", ep=12, seq=9009,
+                       up=86_460_000, ts=1_795_003_660_000, typ="session",
+                       body_members=[["action", "in"], ["official", "CB-0042"], ["method", "pin"],
+                                     ["nonce", nonce], ["proof", proof]])
+    case["credential"] = {"pin": "123456", "verifier_hex": verifier, "kdf_iterations": credentials.KDF_ITERATIONS}
+    return case
+
+
+def manifest_cases() -> list[dict[str, Any]]:
+    """A signed clip manifest (§10), as a kiosk sends it before the clip's bytes."""
+    fields: dict[str, Any] = {
+        "dev": "kiosk-hn-007", "clip": "3f1c2a9e8b7d6c5f4e3d2c1b0a998877", "ep": 12, "up0": 86_391_500,
+        "up1": 86_421_500, "ts0": 1_795_003_591_500, "ts1": 1_795_003_621_500, "frames": 450, "width": 640,
+        "height": 480, "size": 1_843_200, "sha256": hashlib.sha256(b"motcua test vector clip").hexdigest(),
+        "events": [[12, 9007], [12, 9008]], "privacy": "faces",
+    }
+    payload = codec.encode_clip_manifest(bytes.fromhex(KEY_A), **fields)
+    signed = payload[: payload.rfind(SIG_MARKER)]
+    return [{"name": "clip manifest", "secret_hex": KEY_A, "fields": fields, "payload": payload.decode(),
+             "payload_hex": payload.hex(), "signed_hex": signed.hex(), "sig": sign(bytes.fromhex(KEY_A), signed)}]
 
 
 def server_cases() -> list[dict[str, Any]]:
@@ -116,6 +145,7 @@ def main() -> None:
                  "body in protocol order, as pairs, for implementations whose dicts do not keep order.",
         "events": valid,
         "server_messages": server_cases(),
+        "clip_manifests": manifest_cases(),
         "invalid": invalid_cases(valid),
     }
     path = Path(__file__).with_name("v1.json")

@@ -69,7 +69,9 @@ def test_event_vectors_encode_byte_exact():
         assert binascii.hexlify(payload).decode() == case["payload_hex"], case["name"]
         assert s.hexmac(signed).decode() == case["sig"], case["name"]
         n += 1
-    assert n == 5
+    # 5 cases of the ESP32's own types (rating, incident, heartbeat) and the kiosk's `session` event:
+    # the firmware encodes envelopes generically, so it must reproduce those bytes too.
+    assert n == len(_vectors()["events"]) >= 6
 
 
 def test_specialised_bodies_match_the_vectors():

@@ -1,0 +1,1 @@
+"""Evidence clips from kiosks: resumable authenticated upload, storage, renditions, and reading them."""

@@ -1,0 +1,81 @@
+"""Running the real server (uvicorn, clip worker), a real kiosk and Debian's Chromium for kiosk tests."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from device.kiosk.config import KioskConfig
+from server.api.app import create_app
+from server.clips.service import ClipService
+from server.runtime import HttpServer
+from server.settings import Settings
+from tests.utils.factories import SignedDevice
+from tests.utils.services import unavailable
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def chromium() -> str:
+    """Debian's chromium, or skip (fail under MOTCUA_TEST_REQUIRE_SERVICES=1) saying how to install it."""
+    found = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
+    if not found:
+        unavailable("chromium is not installed: apt-get install -y chromium")
+    return str(found)
+
+
+@contextmanager
+def browser_page(**context: Any) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    path = chromium()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            yield browser.new_context(**context).new_page()
+        finally:
+            browser.close()
+
+
+@contextmanager
+def running_server(settings: Settings, engine: Engine) -> Iterator[tuple[HttpServer, ClipService]]:
+    """The HTTP API with its clip service and rendition worker, on a free port."""
+    clips = ClipService.from_settings(settings, engine, with_worker=True)
+    assert clips.worker is not None
+    clips.worker.start()
+    http = HttpServer(create_app(settings, engine, clip_service=clips), "127.0.0.1", 0).start()
+    try:
+        yield http, clips
+    finally:
+        http.stop()
+        clips.worker.stop()
+
+
+def kiosk_config(state_dir: Path, device: SignedDevice, *, mqtt_port: int, server_url: str,
+                 **overrides: Any) -> KioskConfig:
+    values: dict[str, Any] = {
+        "device_id": device.id, "secret_hex": device.secret.hex(), "mqtt_host": "127.0.0.1", "mqtt_port": mqtt_port,
+        "server_url": server_url, "state_dir": state_dir, "http_port": 0, "camera": "synthetic",
+        "pre_roll_s": 2.0, "post_roll_s": 2.0, "resend_after_s": 2.0, "heartbeat_s": 5, "request_poll_s": 0.5,
+    }
+    values.update(overrides)
+    return KioskConfig(**values)
+
+
+def kiosk_toml(cfg: KioskConfig) -> str:
+    """The same configuration as a TOML file, for `motcua kiosk` in a subprocess."""
+    lines = []
+    for key, value in cfg.model_dump(exclude_none=True).items():
+        if isinstance(value, str | Path):
+            lines.append(f'{key} = "{value}"')
+        elif isinstance(value, bool):
+            lines.append(f"{key} = {str(value).lower()}")
+        elif isinstance(value, int | float):
+            lines.append(f"{key} = {value}")
+    return "\n".join(lines) + "\n"
