@@ -25,9 +25,11 @@ from server.credentials import set_credential
 from server.db.models import CLIPS, EVENTS, SESSIONS, ClipState, DeviceKind, EventStatus, RenditionState
 from server.runtime import HttpServer
 from tests.firmware.tcp_proxy import CuttableProxy
+from tests.utils.browser import chromium_path
+from tests.utils.browser import open_page as browser_page
 from tests.utils.factories import Office, make_office, sign_in
 from tests.utils.ingest import ingest_settings, running_ingest, wait_until
-from tests.utils.kiosk import browser_page, chromium, kiosk_config, kiosk_toml, running_server
+from tests.utils.kiosk import kiosk_config, kiosk_toml, running_server
 from tests.utils.services import Mosquitto
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow]
@@ -234,4 +236,4 @@ def _ui_url(log: Path) -> str | None:
 
 
 def test_chromium_is_present_when_services_are_required() -> None:
-    assert Path(chromium()).exists()
+    assert Path(chromium_path()).exists()

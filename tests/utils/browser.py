@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +29,28 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture
-def browser_page() -> Iterator[Any]:
-    """A fresh Chromium page (its own context: no cookies shared between tests)."""
+@contextmanager
+def open_page(**context: Any) -> Iterator[Any]:
+    """A fresh Chromium page in its own context (no cookies shared); `context` goes to new_context()."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         unavailable("the playwright package is not installed (pip install playwright)")
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, locale="vi-VN")
-        page = context.new_page()
+        ctx = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, "locale": "vi-VN", **context})
         try:
-            yield page
+            yield ctx.new_page()
         finally:
-            context.close()
+            ctx.close()
             browser.close()
+
+
+@pytest.fixture
+def browser_page() -> Iterator[Any]:
+    """The page of open_page() as a fixture."""
+    with open_page() as page:
+        yield page
 
 
 def screenshot(page: Any, name: str) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,31 +15,6 @@ from server.clips.service import ClipService
 from server.runtime import HttpServer
 from server.settings import Settings
 from tests.utils.factories import SignedDevice
-from tests.utils.services import unavailable
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def chromium() -> str:
-    """Debian's chromium, or skip (fail under MOTCUA_TEST_REQUIRE_SERVICES=1) saying how to install it."""
-    found = shutil.which("chromium") or (CHROMIUM if Path(CHROMIUM).exists() else None)
-    if not found:
-        unavailable("chromium is not installed: apt-get install -y chromium")
-    return str(found)
-
-
-@contextmanager
-def browser_page(**context: Any) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    path = chromium()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
-        try:
-            yield browser.new_context(**context).new_page()
-        finally:
-            browser.close()
 
 
 @contextmanager
