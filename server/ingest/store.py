@@ -79,6 +79,7 @@ class _DeviceRow:
     info: DeviceInfo
     last_hb: tuple[int, int] | None
     max_epoch: int
+    stored_max_epoch: int  # as loaded: only a device whose highest epoch rose is written back
 
 
 def _topic_device(topic: str) -> str | None:
@@ -100,7 +101,7 @@ def load_devices(conn: Connection, ids: set[str]) -> dict[str, _DeviceRow]:
     for r in rows:
         info = DeviceInfo(r.id, bytes.fromhex(r.secret_hex), r.status == DeviceStatus.ACTIVE, r.counter_id)
         last = (r.last_hb_epoch, r.last_hb_up) if r.last_hb_epoch is not None else None
-        out[r.id] = _DeviceRow(info, last, r.max_epoch or 0)
+        out[r.id] = _DeviceRow(info, last, r.max_epoch or 0, r.max_epoch or 0)
     return out
 
 
@@ -382,7 +383,8 @@ class BatchStore:
             if isinstance(c, VerifiedEvent):
                 row = devices[c.device.id]
                 row.max_epoch = max(row.max_epoch, c.event.ep)
-        raised = [{"b_id": d, "b_ep": r.max_epoch} for d, r in sorted(devices.items()) if r.max_epoch]
+        raised = [{"b_id": d, "b_ep": r.max_epoch} for d, r in sorted(devices.items())
+                  if r.max_epoch > r.stored_max_epoch]
         if raised:
             self.conn.execute(update(DEVICES).where(DEVICES.c.id == bindparam("b_id"),
                                                     func.coalesce(DEVICES.c.max_epoch, 0) < bindparam("b_ep"))
