@@ -16,12 +16,13 @@ from fastapi import Depends, Request
 from sqlalchemy import select, update
 
 from server.api.errors import ApiError
-from server.db.models import TOKENS, USERS
+from server.db.models import TOKEN_UNITS, TOKENS, USER_UNITS, USERS
 from server.db.types import utcnow
 from server.registry import token_digest
 
 IMPLIED = {"admin": {"read", "sessions:write"}}  # holding a scope grants these too
 ROLE_SCOPES = {"admin": frozenset({"admin"}), "viewer": frozenset({"read"})}
+UNSCOPED_ROLES = {"admin", "viewer"}  # see every unit; any other role sees only its user_units rows
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 TOKEN_USE_RESOLUTION = timedelta(minutes=5)
 
@@ -36,6 +37,11 @@ class Principal:
     name: str  # as written to the audit log: "token:<name>" or "user:<username>"
     scopes: frozenset[str]
     via_cookie: bool
+    units: frozenset[int] | None = None  # the units this caller may see; None = every unit
+    official_id: int | None = None  # a user with role "official": the official whose record it is
+
+    def sees_unit(self, unit_id: int) -> bool:
+        return self.units is None or unit_id in self.units
 
 
 def csrf_token(request: Request) -> str:
@@ -68,7 +74,9 @@ def _from_token(request: Request, header: str) -> Principal:
         if row.last_used_at is None or now - row.last_used_at > TOKEN_USE_RESOLUTION:
             # "Last used" to within minutes is what an admin needs; a write per request is not.
             conn.execute(update(TOKENS).where(TOKENS.c.id == row.id).values(last_used_at=now))
-    return Principal(f"token:{row.name}", expand(set(row.scopes.split())), via_cookie=False)
+        units = frozenset(conn.scalars(select(TOKEN_UNITS.c.unit_id).where(TOKEN_UNITS.c.token_id == row.id)))
+    return Principal(f"token:{row.name}", expand(set(row.scopes.split())), via_cookie=False,
+                     units=units or None)
 
 
 def _from_session(request: Request) -> Principal | None:
@@ -76,11 +84,15 @@ def _from_session(request: Request) -> Principal | None:
     if uid is None:
         return None
     with request.app.state.engine.connect() as conn:
-        row = conn.execute(select(USERS.c.username, USERS.c.role, USERS.c.disabled).where(USERS.c.id == uid)).first()
+        row = conn.execute(select(USERS.c.username, USERS.c.role, USERS.c.disabled, USERS.c.official_id)
+                           .where(USERS.c.id == uid)).first()
+        units = None if row is None or row.role in UNSCOPED_ROLES else frozenset(
+            conn.scalars(select(USER_UNITS.c.unit_id).where(USER_UNITS.c.user_id == uid)))
     if row is None or row.disabled:
         request.session.clear()
         return None
-    return Principal(f"user:{row.username}", expand(ROLE_SCOPES.get(row.role, frozenset())), via_cookie=True)
+    return Principal(f"user:{row.username}", expand(ROLE_SCOPES.get(row.role, frozenset())), via_cookie=True,
+                     units=units, official_id=row.official_id)
 
 
 def current_principal(request: Request) -> Principal | None:

@@ -271,6 +271,57 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(32))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    official_id: Mapped[int | None] = mapped_column(ForeignKey("officials.id"))  # role "official": whose record
+
+
+class UserUnit(Base):
+    """A unit a scoped user (supervisor, unit head) may see; a scoped user with no rows sees nothing."""
+
+    __tablename__ = "user_units"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+
+
+class TokenUnit(Base):
+    """A unit a machine client's token is limited to (an HR system per unit); no rows = every unit."""
+
+    __tablename__ = "token_units"
+    token_id: Mapped[int] = mapped_column(ForeignKey("api_tokens.id"), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+
+
+class ReviewStatus(StrEnum):
+    PENDING = "pending"  # flagged, no verdict yet: no deduction, the month's score is provisional
+    CONFIRMED = "confirmed"  # counts against the official per the scoring policy
+    DISMISSED = "dismissed"  # unfounded: never deducts; the linked rating may be annulled
+    CONTESTED = "contested"  # the official contests a confirmed verdict; a second reviewer decides
+
+
+class Review(Base):
+    """A flagged event (an incident, or a lowest rating with a clip) and the supervisors' verdict on it.
+
+    The scoring reads this table: confirmed → an incident deducting per policy with `severity`;
+    pending/contested → the month stays provisional; dismissed → no deduction, and the rating named by
+    `annulled_event_id` is left out of the satisfaction component.
+    """
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_queue", "status", "flagged_at"),
+                      Index("ix_reviews_official", "official_id", "event_time"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # protocol §3.2: complaint, manual, remote, lowest_rating
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    counter_id: Mapped[int] = mapped_column(ForeignKey("counters.id"))
+    official_id: Mapped[int | None] = mapped_column(ForeignKey("officials.id"))  # follows the event's attribution
+    event_time: Mapped[datetime]  # the event's time: which month the verdict counts in
+    flagged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status: Mapped[ReviewStatus] = mapped_column(_enum(ReviewStatus, "review_status"), default=ReviewStatus.PENDING)
+    severity: Mapped[str | None] = mapped_column(String(32))  # a policy severity id, set on confirm
+    annulled_event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))  # rating annulled on dismissal
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class OfficialCredential(Base):
@@ -375,3 +426,6 @@ CREDENTIALS = _table(OfficialCredential)
 CLIPS = _table(Clip)
 CLIP_EVENTS = _table(ClipEvent)
 CLIP_REQUESTS = _table(ClipRequest)
+USER_UNITS = _table(UserUnit)
+TOKEN_UNITS = _table(TokenUnit)
+REVIEWS = _table(Review)
