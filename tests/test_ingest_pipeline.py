@@ -400,3 +400,30 @@ def test_a_heartbeat_from_a_later_boot_at_the_same_epoch_raises_the_floor(engine
     # No clock, epoch 1 again, but its uptime says it booted 10 minutes after that epoch's anchor.
     run(engine, (dev.topic("hb"), dev.heartbeat(up=70_000), T0_MS + 10 * MIN + 70_000))
     assert floor() == 2
+
+
+def test_a_lost_lock_race_is_retried_at_once_not_backed_off(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    """PostgreSQL aborts one side of a deadlock; that batch is retried within milliseconds, without the
+    'database unavailable' backoff meant for outages."""
+    import time as _time
+
+    import psycopg.errors
+    from sqlalchemy.exc import OperationalError
+
+    class RacingPipeline(Pipeline):
+        lost = 0
+
+        def _commit(self, batch):  # type: ignore[no-untyped-def]
+            if self.lost < 3:
+                self.lost += 1
+                raise OperationalError("INSERT ...", {}, psycopg.errors.DeadlockDetected("deadlock detected"))
+            return super()._commit(batch)
+
+    retries: list[int] = []
+    pipeline = RacingPipeline(engine, rules(),
+                              on_db_retry=lambda: retries.append(1))
+    began = _time.monotonic()
+    outcome = pipeline.process([])
+    assert outcome.results == []
+    assert len(retries) == 3 and _time.monotonic() - began < 0.5
+    assert "database unavailable" not in caplog.text

@@ -74,3 +74,51 @@ def test_concurrent_sign_in_and_sign_out_on_postgresql_serialise(pg_url: str) ->
     assert spans(engine) == [(counter, y, T0, T0 + timedelta(hours=1)),
                              (counter, x, T0 + timedelta(hours=1), T0 + timedelta(hours=1, minutes=30))]
     engine.dispose()
+
+
+def test_a_sign_in_and_an_ingest_batch_do_not_deadlock_on_postgresql(pg_url: str) -> None:
+    """The cycle a province's morning sign-ins hit: an ingest batch holds its device's row and inserts
+    events (whose foreign keys take FOR KEY SHARE on the counter) while a sign-in at that counter holds the
+    counter and wants the device's row (its config revision). The sign-in's lock must not block the check."""
+    from sqlalchemy import text
+
+    from server.db.models import COUNTERS, DEVICES
+    from tests.utils.db import engine_for, wipe
+
+    engine = engine_for(pg_url)
+    wipe(engine)
+    office = make_office(engine)
+    device = office.devices[0]
+    batch = engine.connect()
+    tx = batch.begin()
+    batch.execute(select(DEVICES.c.id).where(DEVICES.c.id == device.id).with_for_update())  # as store.load_devices
+    outcome: dict[str, object] = {}
+
+    def sign_in_meanwhile() -> None:
+        try:
+            with engine.begin() as conn:
+                sessions.sign_in(conn, counter_id=device.counter_id, official_id=office.officials[0], at=T0,
+                                 now=T0 + timedelta(hours=1), actor="queue")
+            outcome["ok"] = True
+        except Exception as exc:  # the assertion below shows it
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=sign_in_meanwhile)
+    worker.start()
+    with engine.connect() as probe:  # wait until the sign-in is queued behind the batch's device lock
+        for _ in range(100):
+            if probe.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                  "AND datname = current_database()")).scalar_one():
+                break
+            threading.Event().wait(0.05)
+        else:
+            pytest.fail("the sign-in never waited for the batch's device lock")
+    batch.execute(text("SET LOCAL lock_timeout = '5s'"))
+    # What an event insert's foreign-key check does to the counter row:
+    batch.execute(select(COUNTERS.c.id).where(COUNTERS.c.id == device.counter_id)
+                  .with_for_update(read=True, key_share=True))
+    tx.commit()
+    batch.close()
+    worker.join(10)
+    assert outcome == {"ok": True}
+    engine.dispose()

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,12 @@ log = logging.getLogger("motcua.ingest")
 
 RETRY_FIRST_S = 0.2  # first pause after a database error; doubles up to RETRY_MAX_S
 RETRY_MAX_S = 10.0
+# A deadlock or serialization failure is a lost race with a concurrent transaction, not an outage:
+# PostgreSQL rolled one side back and the other has gone on, so retry at once (a short random pause
+# keeps two losers from meeting again) and keep the long backoff for a database that is really away.
+CONFLICT_SQLSTATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+CONFLICT_PAUSE_S = (0.005, 0.05)
+CONFLICT_RETRIES = 5  # after this many in a row, treat it as trouble and back off as for an outage
 
 
 class Stopping(Exception):
@@ -42,6 +49,11 @@ def _retriable(exc: Exception) -> bool:
     return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
+def _conflict(exc: Exception) -> bool:
+    """Whether the database aborted this transaction to resolve a conflict with another one."""
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in CONFLICT_SQLSTATES
+
+
 class Pipeline:
     def __init__(self, engine: Engine, rules: IngestRules, *, stopping: Callable[[], bool] = lambda: False,
                  on_db_retry: Callable[[], None] = lambda: None) -> None:
@@ -53,6 +65,7 @@ class Pipeline:
     def process(self, batch: list[Incoming]) -> BatchOutcome:
         """Commit the fate of every message in `batch`; returns once it is durable."""
         pause = RETRY_FIRST_S
+        conflicts = 0
         while True:
             try:
                 return self._commit(batch)
@@ -60,6 +73,12 @@ class Pipeline:
                 if not _retriable(exc):
                     return self._isolate(batch, exc)
                 self.on_db_retry()
+                if _conflict(exc) and conflicts < CONFLICT_RETRIES:
+                    conflicts += 1
+                    log.info("batch of %d lost a lock race (%s); retrying", len(batch),
+                             type(getattr(exc, "orig", exc)).__name__)
+                    self._sleep(random.uniform(*CONFLICT_PAUSE_S))
+                    continue
                 log.warning("database unavailable (%s); retrying %d message(s) in %.1fs — check that the "
                             "database at MOTCUA_DATABASE_URL is up", type(exc).__name__, len(batch), pause)
                 self._sleep(pause)
