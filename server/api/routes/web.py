@@ -14,7 +14,7 @@ from fastapi.templating import Jinja2Templates
 
 from server import queries
 from server.api.auth import csrf_ok, csrf_token, current_principal
-from server.registry import check_password
+from server.users import check_password
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
