@@ -105,14 +105,15 @@ def current_principal(request: Request) -> Principal | None:
     return _from_token(request, header) if header else _from_session(request)
 
 
-def require(scope: str) -> Callable[..., Principal]:
-    """A dependency that admits callers holding `scope`."""
+def require(scope: str, *alternatives: str) -> Callable[..., Principal]:
+    """A dependency that admits callers holding `scope` (or one of the `alternatives`)."""
+    wanted = (scope, *alternatives)
 
     def check(request: Request, who: Principal | None = Depends(current_principal)) -> Principal:  # noqa: B008
         if who is None:
             raise ApiError(401, "unauthenticated", "sign in at /login or send 'Authorization: Bearer <token>'")
-        if scope not in who.scopes:
-            raise ApiError(403, "forbidden", f"this needs the {scope!r} scope")
+        if not any(s in who.scopes for s in wanted):
+            raise ApiError(403, "forbidden", f"this needs the {' or '.join(map(repr, wanted))} scope")
         if who.via_cookie and request.method not in SAFE_METHODS and \
                 not csrf_ok(request, request.headers.get("x-csrf-token")):
             raise ApiError(403, "csrf", "missing or wrong X-CSRF-Token header; reload the page")
