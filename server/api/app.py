@@ -12,10 +12,13 @@ from sqlalchemy import Engine
 from starlette.middleware.sessions import SessionMiddleware
 
 from motcua import __version__
-from server.api import errors
+from server.api import errors, pages
 from server.api.routes import (
     audit,
     clips,
+    console_admin,
+    console_dashboards,
+    console_reviews,
     device_clips,
     devices,
     health,
@@ -53,8 +56,10 @@ def create_app(settings: Settings, engine: Engine, *, registry: CollectorRegistr
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
                        session_cookie="motcua_session", max_age=SESSION_MAX_AGE_S, same_site="lax", https_only=https)
     errors.install(app)
+    pages.install(app)
     for module in (health, sessions, officials, quarantine, devices, units, clips, device_clips, reviews, audit,
-                   web):
+                   web, console_reviews, console_dashboards, console_admin):
         app.include_router(module.router)
+    app.include_router(console_dashboards.api)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
     return app

@@ -26,18 +26,20 @@ REASON_MAX = 2000
 
 
 class ReviewError(Exception):
-    """A verdict that cannot be given; `kind` maps to an HTTP status in the API."""
+    """A verdict that cannot be given; `kind` maps to an HTTP status in the API, `code` names the rule
+    (the console shows its translated explanation)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, code: str) -> None:
         super().__init__(message)
         self.kind = kind  # "not_found" | "conflict" | "invalid" | "forbidden"
+        self.code = code
 
 
 def _reason(reason: str) -> str:
     text = reason.strip()
     if len(text) < REASON_MIN:
         raise ReviewError("invalid", f"give the reason for the decision ({REASON_MIN} characters or more): "
-                                     "it is kept with the verdict and shown to the official")
+                                     "it is kept with the verdict and shown to the official", "reason_required")
     return text[:REASON_MAX]
 
 
@@ -45,7 +47,7 @@ def locked_review(conn: Connection, review_id: int) -> Any:
     """The review row, locked until commit so two reviewers cannot decide it at once."""
     row = conn.execute(select(REVIEWS).where(REVIEWS.c.id == review_id).with_for_update()).first()
     if row is None:
-        raise ReviewError("not_found", f"no review {review_id}")
+        raise ReviewError("not_found", f"no review {review_id}", "not_found")
     return row
 
 
@@ -53,7 +55,7 @@ def _require(row: Any, *wanted: ReviewStatus) -> None:
     if row.status not in wanted:
         allowed = " or ".join(w.value for w in wanted)
         raise ReviewError("conflict", f"review {row.id} is {row.status}; this needs it {allowed} "
-                                      "(reload the page: someone may have decided it meanwhile)")
+                                      "(reload the page: someone may have decided it meanwhile)", "wrong_status")
 
 
 def _linked_rating(conn: Connection, event_id: int) -> int | None:
@@ -79,7 +81,8 @@ def _step(conn: Connection, row: Any, *, action: str, to: ReviewStatus, actor: s
 
 def _severity(severity: str | None, options: Mapping[str, Decimal]) -> str:
     if severity not in options:
-        raise ReviewError("invalid", f"choose a severity of the scoring policy: {', '.join(options)}")
+        raise ReviewError("invalid", f"choose a severity of the scoring policy: {', '.join(options)}",
+                          "bad_severity")
     return str(severity)
 
 
@@ -88,7 +91,8 @@ def _annulled(conn: Connection, row: Any, annul: bool) -> int | None:
         return None
     rating = _linked_rating(conn, row.event_id)
     if rating is None:
-        raise ReviewError("invalid", "this incident refers to no stored rating; there is nothing to annul")
+        raise ReviewError("invalid", "this incident refers to no stored rating; there is nothing to annul",
+                          "no_rating")
     return rating
 
 
@@ -98,7 +102,8 @@ def confirm(conn: Connection, *, review_id: int, severity: str | None, reason: s
     row = locked_review(conn, review_id)
     _require(row, ReviewStatus.PENDING)
     if row.official_id is None:
-        raise ReviewError("conflict", "the incident is not attributed to an official: assign it first")
+        raise ReviewError("conflict", "the incident is not attributed to an official: assign it first",
+                          "not_attributed")
     chosen, why = _severity(severity, options), _reason(reason)
     conn.execute(update(REVIEWS).where(REVIEWS.c.id == row.id).values(
         status=ReviewStatus.CONFIRMED, severity=chosen, annulled_event_id=None, decided_by=actor, decided_at=at,
@@ -125,14 +130,17 @@ def contest(conn: Connection, *, review_id: int, official_id: int, reason: str, 
     """The official whose incident it is contests the confirmed verdict (once, before the month closes)."""
     row = locked_review(conn, review_id)
     if row.official_id != official_id:
-        raise ReviewError("forbidden", "only the official the incident is attributed to may contest it")
+        raise ReviewError("forbidden", "only the official the incident is attributed to may contest it",
+                          "not_yours")
     _require(row, ReviewStatus.CONFIRMED)
     if at >= open_until:
-        raise ReviewError("conflict", f"the month closed for contests on {open_until.isoformat()}")
+        raise ReviewError("conflict", f"the month closed for contests on {open_until.isoformat()}",
+                          "month_closed")
     earlier = conn.execute(select(REVIEW_STEPS.c.id).where(REVIEW_STEPS.c.review_id == row.id,
                                                            REVIEW_STEPS.c.action == "contest")).first()
     if earlier is not None:
-        raise ReviewError("conflict", "this verdict was contested once already and decided by a second reviewer")
+        raise ReviewError("conflict", "this verdict was contested once already and decided by a second reviewer",
+                          "contested_once")
     why = _reason(reason)
     conn.execute(update(REVIEWS).where(REVIEWS.c.id == row.id).values(status=ReviewStatus.CONTESTED))
     return _step(conn, row, action="contest", to=ReviewStatus.CONTESTED, actor=actor, at=at, reason=why,
@@ -146,7 +154,8 @@ def decide_contest(conn: Connection, *, review_id: int, uphold: bool, reason: st
     row = locked_review(conn, review_id)
     _require(row, ReviewStatus.CONTESTED)
     if row.decided_by == actor:
-        raise ReviewError("forbidden", "you gave the verdict being contested: a second reviewer must decide")
+        raise ReviewError("forbidden", "you gave the verdict being contested: a second reviewer must decide",
+                          "same_reviewer")
     why = _reason(reason)
     if uphold:
         chosen = _severity(severity or row.severity, options)
