@@ -184,8 +184,10 @@ def attribute_form(qid: int, request: Request, csrf: str = Form(""), official: s
         return back("/unattributed", error="reason_required")
     try:
         with request.app.state.engine.begin() as conn:
-            if not in_scope(conn, quarantine_id=qid, units=who.units):
+            if not in_scope(conn, quarantine_id=qid, units=None):
                 raise PageError(404, "Not found.")
+            if not in_scope(conn, quarantine_id=qid, units=who.units):
+                raise PageError(403, "This belongs to a unit (or an official) outside your scope.")
             attribute_quarantined(conn, quarantine_id=qid, official_code=official, reason=reason.strip(),
                                   actor=who.name, zone=settings.zone, event_time=when)
     except RegistryError as exc:
