@@ -52,7 +52,7 @@ def _expire_locks(engine: Engine) -> None:
 
 def test_a_user_name_is_locked_after_failures_with_growing_locks(engine: Engine, app: FastAPI) -> None:
     client = TestClient(app)
-    assert [_attempt(client, "gs", "guess number %d" % i).status_code for i in range(2)] == [401, 401]
+    assert [_attempt(client, "gs", f"guess number {i}").status_code for i in range(2)] == [401, 401]
     third = _attempt(client, "gs", "guess number 3")
     assert third.status_code == 429 and 55 <= int(third.headers["retry-after"]) <= 60
     assert "Đăng nhập sai quá nhiều lần" in third.text

@@ -10,6 +10,7 @@ message of a page lacks its Vietnamese translation.
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -64,13 +65,22 @@ def _ngettext(ctx: Context, singular: str, plural: str, n: int) -> str:
     return str(translations(ctx.get("locale") or DEFAULT_LOCALE).ngettext(singular, plural, n))
 
 
+COMPACT = "yyyy-MM-dd HH:mm:ss"  # for tables of many entries: sortable, one line, the same in every language
+
+
 @pass_context
 def _when(ctx: Context, value: datetime | None, fmt: str = "short") -> str:
     """A time in the offices' zone, written the way the reader's language writes it."""
     if value is None:
         return "—"
     zone: ZoneInfo = ctx["zone"]
-    return str(format_datetime(value.astimezone(zone), fmt, locale=ctx.get("locale") or DEFAULT_LOCALE))
+    pattern = COMPACT if fmt == "compact" else fmt
+    return str(format_datetime(value.astimezone(zone), pattern, locale=ctx.get("locale") or DEFAULT_LOCALE))
+
+
+def _json(value: Any) -> str:
+    """JSON for people to read (Vietnamese as it is, not \\u escapes); autoescaping makes it safe in HTML."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
 @pass_context
@@ -86,3 +96,4 @@ def install(env: Environment) -> None:
     env.install_gettext_callables(gettext=_gettext, ngettext=_ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["when"] = _when
     env.filters["num"] = _num
+    env.filters["readable_json"] = _json

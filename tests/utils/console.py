@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
+from motcua.protocol import encode_clip_manifest
 from server import registry
+from server.clips.service import ClipService
+from server.clips.uploads import UploadingDevice, accept_manifest, append_chunk
 from server.db.models import EVENTS, REVIEWS
 from server.db.types import to_ms
 from server.ingest.messages import Incoming
@@ -80,3 +85,33 @@ def complaint(engine: Engine, settings: Settings, dev: SignedDevice, *, at: date
 def review_of(engine: Engine, event_id: int) -> Any:
     with engine.connect() as conn:
         return conn.execute(select(REVIEWS).where(REVIEWS.c.event_id == event_id)).first()
+
+
+def synthetic_clip_file(path: Path, *, seconds: float = 2.0, fps: int = 15) -> Path:
+    """A clip as a kiosk writes it (MJPEG in Matroska) from the synthetic camera."""
+    import cv2
+
+    from device.camera.frames import Frame
+    from device.camera.sources import SyntheticSource
+    from device.camera.writer import write_clip
+
+    n = round(seconds * fps)
+    source = SyntheticSource(320, 240, clock=iter(x / fps for x in range(10_000)).__next__)
+    frames = [Frame(i / fps, 1000 + i * round(1000 / fps), 0, cv2.imencode(".jpg", source.read())[1].tobytes())
+              for i in range(n)]
+    return write_clip(frames, path, width=320, height=240, fps=fps).path
+
+
+def upload_clip(engine: Engine, clips: ClipService, dev: SignedDevice, *, clip_id: str, data: bytes,
+                events: list[tuple[int, int]]) -> None:
+    """The kiosk's upload (signed manifest, then the bytes), through the server's data layer; then the
+    rendition worker makes the H.264 MP4 and the thumbnail."""
+    manifest = encode_clip_manifest(dev.secret, dev=dev.id, clip=clip_id, ep=dev.epoch, up0=1000, up1=3000,
+                                    ts0=None, ts1=None, frames=30, width=320, height=240, size=len(data),
+                                    sha256=hashlib.sha256(data).hexdigest(), events=events)
+    device = UploadingDevice(dev.id, dev.secret, dev.counter_id)
+    with engine.begin() as conn:
+        accept_manifest(conn, device=device, manifest=manifest, incoming=clips.incoming, max_bytes=len(data))
+        append_chunk(conn, device=device, clip_id=clip_id, offset=0, data=data, incoming=clips.incoming,
+                     storage=clips.storage)
+    assert clips.worker is not None and clips.worker.run_once()
