@@ -115,3 +115,12 @@ def upload_clip(engine: Engine, clips: ClipService, dev: SignedDevice, *, clip_i
         append_chunk(conn, device=device, clip_id=clip_id, offset=0, data=data, incoming=clips.incoming,
                      storage=clips.storage)
     assert clips.worker is not None and clips.worker.run_once()
+
+
+def run_cli(*args: str, env: dict[str, str], stdin: str | None = None) -> Any:
+    """The real `motcua` command in this process (typer's runner): a subprocess per call costs ~1 s here."""
+    from typer.testing import CliRunner
+
+    from motcua.cli import app
+
+    return CliRunner().invoke(app, list(args), input=stdin, env=env)
