@@ -1,88 +1,123 @@
 """Append an audit entry in the caller's transaction: a change and its record commit together.
 
-The log is append-only and hash-chained (server/audit_chain.py). `record()` inserts the entry; just
-before the transaction commits, a hook installed on every engine (`install`, called by make_engine)
-gives the transaction's entries their chain positions and hashes under a lock on the one-row chain
-head. Why at commit and not at insert: the head lock is then the last lock a transaction takes and is
-held only for the few statements before COMMIT, so two transactions can never wait for each other
-through it (no deadlock with ingest's device row locks) and appends serialize only briefly. On SQLite,
-writers are serialized anyway (BEGIN IMMEDIATE, server/db/engine.py). A savepoint rolled back takes
-its entries with it; the hook chains only those still there.
+The log is append-only and hash-chained (server/audit_chain.py). `record()` keeps the entry with the
+open transaction; just before it commits, a hook installed on every engine (`install`, called by
+make_engine) takes the chain head's row lock, gives the entries their positions and hashes and writes
+them. Why at commit: the head lock is then the last lock a transaction takes, held only for the three
+statements before COMMIT, so two transactions can never wait for each other through it (no deadlock
+with ingest's device row locks) and appends serialize only briefly; and an audited transaction costs
+three extra statements, whatever it records. On SQLite, writers are serialized anyway (BEGIN
+IMMEDIATE, server/db/engine.py). Entries recorded inside a savepoint that is rolled back are dropped
+with it (kiosk sign-ins use one).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, event, insert, select, update
+from sqlalchemy import Connection, Engine, event, insert, select, update
 
 from server.audit_chain import GENESIS, entry_hash
 from server.db.dialect import insert_for
 from server.db.models import AUDIT, AUDIT_CHAIN
 from server.db.types import utcnow
 
-_PENDING = "motcua_audit_pending"  # key in the DBAPI connection's info: ids written by the open transaction
+_PENDING = "motcua_audit_pending"  # DBAPI connection info: entries of the open transaction
+_SAVEPOINTS = "motcua_audit_savepoints"  # per open savepoint (innermost last): entries pending when it began
 HEAD_ID = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """An entry as it will be stored (and hashed): detail normalised to what JSON gives back."""
+
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    detail: Any
 
 
 def record(conn: Connection, *, actor: str, action: str, target_type: str, target_id: str | int,
            detail: dict[str, Any] | None = None) -> None:
-    """Write who did what to which record (chained when the transaction commits)."""
-    new_id = conn.execute(insert(AUDIT).values(at=utcnow(), actor=actor[:100], action=action,
-                                               target_type=target_type, target_id=str(target_id)[:64],
-                                               detail=detail).returning(AUDIT.c.id)).scalar_one()
-    conn.info.setdefault(_PENDING, []).append(int(new_id))
+    """Write who did what to which record (stored and chained when the transaction commits)."""
+    normal = None if detail is None else json.loads(json.dumps(detail, default=str))
+    conn.info.setdefault(_PENDING, []).append(Entry(utcnow(), actor[:100], action, target_type,
+                                                    str(target_id)[:64], normal))
 
 
 def install(engine: Engine) -> None:
     """Chain the audit entries of every transaction of `engine` as it commits."""
-    if not event.contains(engine, "commit", _seal_on_commit):
-        event.listen(engine, "commit", _seal_on_commit)
-        event.listen(engine, "rollback", _forget)
+    if event.contains(engine, "commit", _seal_on_commit):
+        return
+    event.listen(engine, "commit", _seal_on_commit)
+    event.listen(engine, "rollback", _forget)
+    event.listen(engine, "savepoint", _savepoint)
+    event.listen(engine, "rollback_savepoint", _rollback_savepoint)
+    event.listen(engine, "release_savepoint", _release_savepoint)
 
 
 def _seal_on_commit(conn: Connection) -> None:
-    ids = conn.info.pop(_PENDING, None)
-    if ids:
-        seal(conn, ids)
+    conn.info.pop(_SAVEPOINTS, None)
+    entries = conn.info.pop(_PENDING, None)
+    if entries:
+        seal(conn, entries)
 
 
 def _forget(conn: Connection) -> None:
     conn.info.pop(_PENDING, None)
+    conn.info.pop(_SAVEPOINTS, None)
 
 
-def _lock_head(conn: Connection) -> tuple[int, str]:
-    """The chain head (last position and hash), row-locked until commit; rebuilt if it went missing."""
-    q = select(AUDIT_CHAIN.c.seq, AUDIT_CHAIN.c.hash).where(AUDIT_CHAIN.c.id == HEAD_ID).with_for_update()
+# Savepoints nest (SQLAlchemy's begin_nested ends the innermost first), so a stack of marks is enough;
+# the savepoint event does not carry the generated name yet.
+def _savepoint(conn: Connection, _name: str | None) -> None:
+    conn.info.setdefault(_SAVEPOINTS, []).append(len(conn.info.get(_PENDING, [])))
+
+
+def _rollback_savepoint(conn: Connection, _name: str, _context: Any) -> None:
+    marks = conn.info.get(_SAVEPOINTS)
+    if marks:
+        del conn.info.get(_PENDING, [])[marks.pop():]
+
+
+def _release_savepoint(conn: Connection, _name: str, _context: Any) -> None:
+    marks = conn.info.get(_SAVEPOINTS)
+    if marks:
+        marks.pop()
+
+
+def _claim(conn: Connection, n: int) -> tuple[int, str]:
+    """Take `n` chain positions: locks the head row until commit; returns (last position before, its hash)."""
+    q = (update(AUDIT_CHAIN).where(AUDIT_CHAIN.c.id == HEAD_ID).values(seq=AUDIT_CHAIN.c.seq + n)
+         .returning(AUDIT_CHAIN.c.seq, AUDIT_CHAIN.c.hash))
     row = conn.execute(q).first()
-    if row is None:
+    if row is None:  # the head went missing (a wiped table): rebuild it from the last chained entry
         last = conn.execute(select(AUDIT.c.chain_seq, AUDIT.c.hash).where(AUDIT.c.chain_seq.is_not(None))
                             .order_by(AUDIT.c.chain_seq.desc()).limit(1)).first()
         seq, prev = (int(last.chain_seq), str(last.hash)) if last else (0, GENESIS)
         conn.execute(insert_for(conn, AUDIT_CHAIN).values(id=HEAD_ID, seq=seq, hash=prev, updated_at=utcnow())
                      .on_conflict_do_nothing(index_elements=["id"]))
         row = conn.execute(q).one()
-    return int(row.seq), str(row.hash)
+    return int(row.seq) - n, str(row.hash)
 
 
-def seal(conn: Connection, ids: Sequence[int]) -> int:
-    """Give these entries the next chain positions and their hashes; returns the new head position."""
-    seq, prev = _lock_head(conn)
-    rows = conn.execute(select(AUDIT.c.id, AUDIT.c.at, AUDIT.c.actor, AUDIT.c.action, AUDIT.c.target_type,
-                               AUDIT.c.target_id, AUDIT.c.detail)
-                        .where(AUDIT.c.id.in_(list(ids)), AUDIT.c.chain_seq.is_(None)).order_by(AUDIT.c.id)).all()
-    if not rows:
-        return seq
-    links = []
-    for row in rows:
+def seal(conn: Connection, entries: Sequence[Entry]) -> int:
+    """Store these entries at the next chain positions with their hashes; returns the new head position."""
+    seq, prev = _claim(conn, len(entries))
+    rows = []
+    for e in entries:
         seq += 1
-        digest = entry_hash(prev, seq, row)
-        links.append({"b_id": row.id, "b_seq": seq, "b_prev": prev, "b_hash": digest})
+        digest = entry_hash(prev, seq, e)
+        rows.append({"at": e.at, "actor": e.actor, "action": e.action, "target_type": e.target_type,
+                     "target_id": e.target_id, "detail": e.detail, "chain_seq": seq, "prev_hash": prev,
+                     "hash": digest})
         prev = digest
-    conn.execute(update(AUDIT).where(AUDIT.c.id == bindparam("b_id"))
-                 .values(chain_seq=bindparam("b_seq"), prev_hash=bindparam("b_prev"), hash=bindparam("b_hash")),
-                 links)
-    conn.execute(update(AUDIT_CHAIN).where(AUDIT_CHAIN.c.id == HEAD_ID).values(seq=seq, hash=prev,
-                                                                             updated_at=utcnow()))
+    conn.execute(insert(AUDIT), rows)
+    conn.execute(update(AUDIT_CHAIN).where(AUDIT_CHAIN.c.id == HEAD_ID).values(hash=prev, updated_at=utcnow()))
     return seq

@@ -1,7 +1,8 @@
 """The audit chain: the canonical encoding of an entry, its hash, and the check of the whole chain.
 
 Entry n's hash is SHA-256 over "motcua-audit-v1", the hash of entry n-1 and the canonical JSON of
-entry n (id, position, time, actor, action, target, detail; sorted keys, no spaces, UTF-8). Changing,
+entry n (position, time, actor, action, target, detail; sorted keys, no spaces, UTF-8; the row id is a
+storage detail, the chain position is the entry's identity). Changing,
 deleting or inserting an entry breaks the link at that entry or the next one. Someone able to rewrite
 the whole table could recompute every hash after the change: for that, note the head
 (`motcua audit verify` prints it) somewhere they cannot write, and check against it later with
@@ -28,7 +29,7 @@ STREAM_ROWS = 2000  # rows fetched per round trip while verifying: memory stays 
 
 def canonical(seq: int, row: Any) -> str:
     """The bytes (as text) an entry's hash covers."""
-    fields = {"id": int(row.id), "seq": seq, "at": row.at.astimezone(UTC).isoformat(timespec="microseconds"),
+    fields = {"seq": seq, "at": row.at.astimezone(UTC).isoformat(timespec="microseconds"),
               "actor": row.actor, "action": row.action, "target_type": row.target_type,
               "target_id": row.target_id, "detail": row.detail}
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

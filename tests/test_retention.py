@@ -153,3 +153,22 @@ def test_the_server_task_and_the_command_purge(engine: Engine, settings: Setting
     assert _purged(engine) == {clip}
     again = run_cli("clips", "purge", env=env)
     assert again.exit_code == 0 and "deleted the media of 0 clip" in again.stdout
+
+
+def test_each_view_and_download_is_logged_once(engine: Engine, settings: Settings, clips: ClipService,
+                                               office: Office, tmp_path: Path) -> None:
+    clip = _clip(engine, clips, office, tmp_path, 5)
+    app = create_app(settings, engine, clip_service=clips)
+    make_user(engine, "gs", "supervisor", units=("PR",))
+    gs = sign_in(app, "gs")
+    assert gs.client.get(f"/api/v1/clips/{clip}/video", headers={"Range": "bytes=0-"}).status_code == 206
+    assert gs.client.get(f"/api/v1/clips/{clip}/video", headers={"Range": "bytes=50-"}).status_code == 206
+    assert gs.client.get(f"/api/v1/clips/{clip}/thumbnail").status_code == 200
+    got = gs.client.get(f"/api/v1/clips/{clip}/video?download=1")
+    assert got.status_code == 200 and got.headers["content-disposition"].startswith("attachment")
+    with engine.connect() as conn:
+        trail = [(r.actor, r.action, r.detail["media"]) for r in conn.execute(
+            select(AUDIT.c.actor, AUDIT.c.action, AUDIT.c.detail).where(AUDIT.c.target_id == clip)
+            .order_by(AUDIT.c.id))]
+    assert trail == [("user:gs", "clip.view", "video"), ("user:gs", "clip.view", "thumbnail"),
+                     ("user:gs", "clip.download", "video")]  # the continuation range is part of the first view

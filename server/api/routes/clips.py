@@ -89,12 +89,12 @@ def _may_watch(conn: Connection, who: Principal, clip_id: str) -> None:
 
 
 def _log_as(request: Request, download: bool) -> str | None:
-    """One audit entry per view: the player's first request (no Range, or from byte 0); the ranges it
-    asks for while playing or seeking belong to the same view (a <video> sends several)."""
-    if download:
-        return "download"
+    """One audit entry per view or download: the first request (no Range, or from byte 0); the ranges a
+    <video> asks for while playing or seeking, or a resumed download, belong to the same access."""
     header = (request.headers.get("range") or "").replace(" ", "")
-    return "view" if not header or header.startswith("bytes=0-") else None
+    if header and not header.startswith("bytes=0-"):
+        return None
+    return "download" if download else "view"
 
 
 def _media(request: Request, clip_id: str, kind: str, who: Principal, *, download: bool = False) -> Response:
@@ -110,7 +110,7 @@ def _media(request: Request, clip_id: str, kind: str, who: Principal, *, downloa
             raise ApiError(410, "purged", str(gone)) from None
         except (access.ClipNotFound, FileNotFoundError):
             raise ApiError(404, "not_found", f"clip {clip_id} has no {kind} (yet): see its rendition state") from None
-    span = None if download else _span(request.headers.get("range"), media.size)
+    span = _span(request.headers.get("range"), media.size)
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "private, no-store"}
     if download:
         headers["Content-Disposition"] = f'attachment; filename="{clip_id}-{kind}{_suffix(media.content_type)}"'

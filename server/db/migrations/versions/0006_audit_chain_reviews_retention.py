@@ -98,7 +98,7 @@ def _hash(prev, seq, row):
     at = row.at if isinstance(row.at, datetime) else datetime.fromisoformat(str(row.at))
     at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
     detail = json.loads(row.detail) if isinstance(row.detail, str) else row.detail
-    fields = {"id": int(row.id), "seq": seq, "at": at.isoformat(timespec="microseconds"), "actor": row.actor,
+    fields = {"seq": seq, "at": at.isoformat(timespec="microseconds"), "actor": row.actor,
               "action": row.action, "target_type": row.target_type, "target_id": row.target_id, "detail": detail}
     text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(f"motcua-audit-v1\n{prev}\n{text}".encode()).hexdigest()
