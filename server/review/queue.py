@@ -74,21 +74,25 @@ def _joined(*cols: Any) -> Select[Any]:
 def queue_page(conn: Connection, *, where: QueueFilter, viewer: str, after: tuple[datetime, int] | None,
                limit: int) -> list[dict[str, Any]]:
     """Flagged incidents, oldest first (by when they happened), with whether `viewer` has opened each."""
-    seen = (select(REVIEW_VIEWS.c.review_id).where(REVIEW_VIEWS.c.viewer == viewer)).subquery()
-    q = _joined(REVIEWS.c.id, REVIEWS.c.kind, REVIEWS.c.status, REVIEWS.c.severity, REVIEWS.c.event_time,
-                REVIEWS.c.flagged_at, REVIEWS.c.decided_by, UNITS.c.code.label("unit"),
-                COUNTERS.c.code.label("counter"), COUNTERS.c.name.label("counter_name"),
-                OFFICIALS.c.code.label("official"), OFFICIALS.c.full_name.label("official_name"),
-                json_text(conn, EVENTS.c.body, "clip").label("clip"),
-                json_text(conn, EVENTS.c.body, "note").label("note"),
-                seen.c.review_id.label("seen")).join(EVENTS, EVENTS.c.id == REVIEWS.c.event_id)
-    q = _scoped(q.outerjoin(seen, seen.c.review_id == REVIEWS.c.id), where)
+    # The page is chosen on the reviews alone (ix_reviews_queue finds the open ones); only its rows are
+    # then joined and their JSON read: reading every open incident's body first cost 4x on 5,000.
+    page = _scoped(_joined(REVIEWS.c.id, REVIEWS.c.event_time), where)
     if where.statuses:
-        q = q.where(REVIEWS.c.status.in_(where.statuses))
+        page = page.where(REVIEWS.c.status.in_(where.statuses))
     if after is not None:
-        q = q.where(or_(REVIEWS.c.event_time > after[0], and_(REVIEWS.c.event_time == after[0],
-                                                              REVIEWS.c.id > after[1])))
-    rows = conn.execute(q.order_by(REVIEWS.c.event_time, REVIEWS.c.id).limit(limit))
+        page = page.where(or_(REVIEWS.c.event_time > after[0], and_(REVIEWS.c.event_time == after[0],
+                                                                    REVIEWS.c.id > after[1])))
+    chosen = page.order_by(REVIEWS.c.event_time, REVIEWS.c.id).limit(limit).subquery()
+    seen = (select(REVIEW_VIEWS.c.review_id).where(REVIEW_VIEWS.c.viewer == viewer)).subquery()
+    q = (_joined(REVIEWS.c.id, REVIEWS.c.kind, REVIEWS.c.status, REVIEWS.c.severity, REVIEWS.c.event_time,
+                 REVIEWS.c.flagged_at, REVIEWS.c.decided_by, UNITS.c.code.label("unit"),
+                 COUNTERS.c.code.label("counter"), COUNTERS.c.name.label("counter_name"),
+                 OFFICIALS.c.code.label("official"), OFFICIALS.c.full_name.label("official_name"),
+                 json_text(conn, EVENTS.c.body, "clip").label("clip"),
+                 json_text(conn, EVENTS.c.body, "note").label("note"), seen.c.review_id.label("seen"))
+         .join(chosen, chosen.c.id == REVIEWS.c.id).join(EVENTS, EVENTS.c.id == REVIEWS.c.event_id)
+         .outerjoin(seen, seen.c.review_id == REVIEWS.c.id))
+    rows = conn.execute(q.order_by(REVIEWS.c.event_time, REVIEWS.c.id))
     return [{**{k: v for k, v in r._mapping.items() if k != "seen"}, "viewed": r.seen is not None} for r in rows]
 
 
