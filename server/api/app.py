@@ -19,6 +19,7 @@ from server.api.routes import (
     console_admin,
     console_dashboards,
     console_reviews,
+    dashboards,
     device_clips,
     devices,
     health,
@@ -58,8 +59,7 @@ def create_app(settings: Settings, engine: Engine, *, registry: CollectorRegistr
     errors.install(app)
     pages.install(app)
     for module in (health, sessions, officials, quarantine, devices, units, clips, device_clips, reviews, audit,
-                   web, console_reviews, console_dashboards, console_admin):
+                   dashboards, web, console_reviews, console_dashboards, console_admin):
         app.include_router(module.router)
-    app.include_router(console_dashboards.api)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
     return app

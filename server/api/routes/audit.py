@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime
 
 from server.api.auth import Principal, require
-from server.api.routes.officials import _cursor
+from server.api.routes.officials import _cursor as parse_id_cursor  # the API's id cursor rule
 from server.audit_chain import verify
 from server.audit_views import AuditFilter, audit_page, export_csv, start_export
 
@@ -29,7 +29,7 @@ def audit_filter(actor: str | None = None, action: str | None = None, target_typ
 def list_audit(request: Request, where: AuditFilter = Depends(audit_filter),  # noqa: B008
                cursor: str | None = None, limit: int = Query(100, ge=1, le=1000),
                _who: Principal = Depends(require("audit:read"))) -> dict[str, Any]:  # noqa: B008
-    before = _cursor(cursor) if cursor else None
+    before = parse_id_cursor(cursor) if cursor else None
     with request.app.state.engine.connect() as conn:
         items = audit_page(conn, where=where, before_id=before, limit=limit)
     return {"items": items, "next_cursor": str(items[-1]["id"]) if len(items) == limit else None}

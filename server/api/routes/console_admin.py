@@ -10,7 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from server.api.pages import back, check_form, page_user, render
-from server.api.routes.officials import _cursor
+from server.api.routes.officials import _cursor as parse_id_cursor  # the API's id cursor rule
 from server.audit_chain import verify
 from server.audit_views import AuditFilter, audit_page
 from server.login_throttle import unlock
@@ -37,7 +37,7 @@ def audit(request: Request, actor: str = "", action: str = "", target_type: str 
     where = AuditFilter(actor=actor or None, action=action or None, target_type=target_type or None,
                         target_id=target_id or None, since=_day(since, zone), until=_day(until, zone, end=True))
     with request.app.state.engine.connect() as conn:
-        items = audit_page(conn, where=where, before_id=_cursor(before) if before else None, limit=PAGE)
+        items = audit_page(conn, where=where, before_id=parse_id_cursor(before) if before else None, limit=PAGE)
         report = verify(conn) if check else None
     query = urlencode({k: v for k, v in {"actor": actor, "action": action, "target_type": target_type,
                                          "target_id": target_id}.items() if v})

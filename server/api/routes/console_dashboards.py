@@ -5,32 +5,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from server import dashboards, queries
 from server.api import charts
-from server.api.auth import Principal, require
-from server.api.errors import ApiError
+from server.api.auth import Principal
 from server.api.pages import PageError, page_user, render, tr
-from server.api.scope import may_read_official, require_unit, unit_of_code
+from server.api.scope import may_read_official, unit_of_code
 from server.db.models import OFFICIALS
 from server.db.types import utcnow
 from server.review.queue import QueueFilter, queue_page
 from server.settings import Settings
 
 router = APIRouter(include_in_schema=False)
-api = APIRouter(prefix="/api/v1", tags=["dashboards"])
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 TREND_MONTHS = 12
 
 
-def _period(period: str | None, settings: Settings) -> str:
+def period_or_now(period: str | None, settings: Settings) -> str:
     return period or dashboards.recent_periods(utcnow(), 1, settings)[0]
 
 
-def _alerts(request: Request, who: Principal) -> dict[str, Any]:
+def alerts_for(request: Request, who: Principal) -> dict[str, Any]:
     with request.app.state.engine.connect() as conn:
         return dashboards.alerts(conn, units=who.units, now=utcnow(), settings=request.app.state.settings)
 
@@ -39,7 +37,7 @@ def _alerts(request: Request, who: Principal) -> dict[str, Any]:
 def overview(request: Request, period: str | None = Query(None, pattern=PERIOD)) -> Response:
     who = page_user(request, "read")
     settings = request.app.state.settings
-    month = _period(period, settings)
+    month = period_or_now(period, settings)
     start, end = queries.month_bounds(month, settings.zone)
     with request.app.state.engine.connect() as conn:
         units = dashboards.unit_overview(conn, units=who.units, start=start, end=end)
@@ -48,7 +46,7 @@ def overview(request: Request, period: str | None = Query(None, pattern=PERIOD))
                                     f"?period={month}") for u in units], title=tr(request, "Satisfaction by unit"))
     months = dashboards.recent_periods(utcnow(), TREND_MONTHS, settings)[::-1]
     return render(request, "dashboard.html", {"who": who, "units": units, "chart": chart, "period": month,
-                                              "months": months, "totals": totals, "alerts": _alerts(request, who)})
+                                              "months": months, "totals": totals, "alerts": alerts_for(request, who)})
 
 
 def _unit(request: Request, who: Principal, code: str) -> int:
@@ -73,7 +71,7 @@ def heatmap_page(code: str, request: Request, period: str | None = Query(None, p
     who = page_user(request, "read")
     unit = _unit(request, who, code)
     settings = request.app.state.settings
-    month = _period(period, settings)
+    month = period_or_now(period, settings)
     start, end = queries.month_bounds(month, settings.zone)
     with request.app.state.engine.connect() as conn:
         grid = dashboards.heatmap(conn, unit_id=unit, start=start, end=end, settings=settings)
@@ -129,52 +127,5 @@ def devices_page(request: Request) -> Response:
     who = page_user(request, "read")
     with request.app.state.engine.connect() as conn:
         fleet = dashboards.fleet(conn, units=who.units, now=utcnow(), settings=request.app.state.settings)
-    return render(request, "devices.html", {"who": who, "fleet": fleet, "alerts": _alerts(request, who),
+    return render(request, "devices.html", {"who": who, "fleet": fleet, "alerts": alerts_for(request, who),
                                             "now": utcnow()})
-
-
-# --- the same figures as JSON ------------------------------------------------------------------
-
-
-@api.get("/alerts", summary="Devices silent in office hours and streaks of lowest ratings today, in your units")
-def alerts(request: Request, who: Principal = Depends(require("read"))) -> dict[str, Any]:  # noqa: B008
-    return _alerts(request, who)
-
-
-@api.get("/dashboards/units", summary="Per unit: counted ratings, satisfaction (0-1), incidents, devices online")
-def units_overview(request: Request, period: str | None = Query(None, pattern=PERIOD),
-                   who: Principal = Depends(require("read"))) -> dict[str, Any]:  # noqa: B008
-    settings = request.app.state.settings
-    month = _period(period, settings)
-    start, end = queries.month_bounds(month, settings.zone)
-    with request.app.state.engine.connect() as conn:
-        return {"period": month, "units": dashboards.unit_overview(conn, units=who.units, start=start, end=end)}
-
-
-@api.get("/dashboards/units/{code}/heatmap", summary="Counter × hour of day: counted ratings and satisfaction")
-def unit_heatmap(code: str, request: Request, period: str | None = Query(None, pattern=PERIOD),
-                 who: Principal = Depends(require("read"))) -> dict[str, Any]:  # noqa: B008
-    settings = request.app.state.settings
-    month = _period(period, settings)
-    start, end = queries.month_bounds(month, settings.zone)
-    with request.app.state.engine.connect() as conn:
-        unit = unit_of_code(conn, code)
-        if unit is None:
-            raise ApiError(404, "not_found", f"no unit {code!r}")
-        require_unit(who, unit)
-        return {"period": month, **dashboards.heatmap(conn, unit_id=unit, start=start, end=end, settings=settings)}
-
-
-@api.get("/dashboards/officials/{code}/trend", summary="An official's monthly satisfaction, ratings and verdicts")
-def official_trend(code: str, request: Request, months: int = Query(TREND_MONTHS, ge=1, le=36),
-                   who: Principal = Depends(require("read", "own:read"))) -> dict[str, Any]:  # noqa: B008
-    settings = request.app.state.settings
-    with request.app.state.engine.connect() as conn:
-        official = queries.official_by_code(conn, code)
-        if official is None:
-            raise ApiError(404, "not_found", f"no official {code!r}")
-        if not may_read_official(who, official["id"], official["unit_id"]):
-            raise ApiError(403, "forbidden", "you may read your own record, or the officials of your units")
-        periods = dashboards.recent_periods(utcnow(), months, settings)
-        return {"official": code, "months": dashboards.official_trend(conn, official_id=official["id"],
-                                                                     periods=periods, settings=settings)}

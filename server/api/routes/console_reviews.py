@@ -20,7 +20,7 @@ from server.api.auth import Principal
 from server.api.errors import ApiError
 from server.api.pages import N_, PageError, back, check_form, page_user, render
 from server.api.routes import reviews as api
-from server.api.routes.reviews import _cursor
+from server.api.routes.reviews import parse_cursor
 from server.api.scope import require_unit
 from server.db.models import COUNTERS, OFFICIALS, UNITS
 from server.db.types import to_ms, utcnow
@@ -65,7 +65,7 @@ def queue(request: Request, unit: str | None = None, counter: str | None = None,
                                "status": status or None, "kind": kind or None, "since": since, "until": until}
     with as_page(), request.app.state.engine.connect() as conn:
         where = api.queue_filter(who, conn, request.app.state.settings, **filters)
-        items = queue_page(conn, where=where, viewer=who.name, after=_cursor(cursor), limit=PAGE)
+        items = queue_page(conn, where=where, viewer=who.name, after=parse_cursor(cursor), limit=PAGE)
         counts = queue_counts(conn, where=where)
         choices = _choices(conn, who)
     last = items[-1] if len(items) == PAGE else None
@@ -111,7 +111,7 @@ def _decide(request: Request, review_id: int, csrf: str, action: Any, *scopes: s
     who = page_user(request, *scopes)
     try:
         with as_page(), request.app.state.engine.begin() as conn:
-            scope = api._scope(conn, review_id)
+            scope = api.scope_or_404(conn, review_id)
             if "review:decide" in scopes:
                 require_unit(who, scope.unit_id)  # (a contest is checked against the official instead)
             outcome = action(conn, who)

@@ -65,7 +65,7 @@ class ContestDecisionIn(BaseModel):
     annul_rating: bool = Field(False, description="On overturn: also annul the linked rating")
 
 
-def _cursor(value: str | None) -> tuple[datetime, int] | None:
+def parse_cursor(value: str | None) -> tuple[datetime, int] | None:
     if value is None:
         return None
     m = _CURSOR.match(value)
@@ -101,14 +101,14 @@ def list_reviews(request: Request, unit: str | None = None, counter: str | None 
     with request.app.state.engine.connect() as conn:
         where = queue_filter(who, conn, request.app.state.settings, unit=unit, counter=counter, official=official,
                              status=status, kind=kind, since=since, until=until)
-        items = queue_page(conn, where=where, viewer=who.name, after=_cursor(cursor), limit=limit)
+        items = queue_page(conn, where=where, viewer=who.name, after=parse_cursor(cursor), limit=limit)
         counts = queue_counts(conn, where=where)
     last = items[-1] if len(items) == limit else None
     return {"items": items, "counts": counts,
             "next_cursor": f"{to_ms(last['event_time'])}.{last['id']}" if last else None}
 
 
-def _scope(conn: Connection, review_id: int) -> ReviewScope:
+def scope_or_404(conn: Connection, review_id: int) -> ReviewScope:
     scope = review_scope(conn, review_id)
     if scope is None:
         raise ApiError(404, "not_found", f"no review {review_id}")
@@ -117,7 +117,7 @@ def _scope(conn: Connection, review_id: int) -> ReviewScope:
 
 def visible_review(conn: Connection, who: Principal, review_id: int) -> ReviewScope:
     """Whose a review is, if the caller may see it; 404 / 403 otherwise."""
-    scope = _scope(conn, review_id)
+    scope = scope_or_404(conn, review_id)
     if not can_see_review(who, scope.unit_id, scope.official_id):
         raise ApiError(403, "forbidden", "this incident belongs to a unit (or an official) outside your scope")
     return scope
@@ -154,7 +154,7 @@ def viewed(review_id: int, request: Request,
 
 
 def _decidable(conn: Connection, who: Principal, review_id: int) -> None:
-    require_unit(who, _scope(conn, review_id).unit_id)
+    require_unit(who, scope_or_404(conn, review_id).unit_id)
 
 
 @router.post("/{review_id}/confirm", summary="Confirm: the incident counts against the official (reason required)")
@@ -177,7 +177,7 @@ def dismiss(review_id: int, req: DismissIn, request: Request,
 
 def contest_review(conn: Connection, who: Principal, review_id: int, reason: str, settings: Settings) -> dict[str, Any]:
     """The official contests a confirmed verdict on their own incident, while its month is open."""
-    scope = _scope(conn, review_id)
+    scope = scope_or_404(conn, review_id)
     if who.official_id is None or scope.official_id != who.official_id:
         raise ApiError(403, "forbidden", "only the official the incident is attributed to may contest it")
     closes = contest_closes_at(conn, period=period_of(scope.event_time, settings), settings=settings)
