@@ -172,3 +172,21 @@ def test_each_view_and_download_is_logged_once(engine: Engine, settings: Setting
             .order_by(AUDIT.c.id))]
     assert trail == [("user:gs", "clip.view", "video"), ("user:gs", "clip.view", "thumbnail"),
                      ("user:gs", "clip.download", "video")]  # the continuation range is part of the first view
+
+
+def test_the_player_is_shown_only_to_who_may_watch(engine: Engine, settings: Settings, clips: ClipService,
+                                                   office: Office, tmp_path: Path) -> None:
+    clip = _clip(engine, clips, office, tmp_path, 6)
+    event_id = complaint(engine, settings, office.devices[0], at=NOW - timedelta(hours=1), clip=clip)
+    rid = review_of(engine, event_id).id
+    app = create_app(settings, engine, clip_service=clips)
+    for name, role, extra in (("gs", "supervisor", {"units": ("PR",)}), ("head", "unit_head", {"units": ("PR",)}),
+                              ("cb", "official", {"official": "PR-CB001"})):
+        make_user(engine, name, role, **extra)  # type: ignore[arg-type]
+    gs, head, cb = (sign_in(app, n) for n in ("gs", "head", "cb"))
+    assert "<video" in gs.client.get(f"/reviews/{rid}").text
+    assert "<video" not in head.client.get(f"/reviews/{rid}").text  # unit heads read verdicts, not clips
+    assert "<video" not in cb.client.get(f"/reviews/{rid}").text  # nothing decided against the official yet
+    gs.form(f"/reviews/{rid}/confirm", {"severity": "minor", "reason": "late and curt with the citizen"})
+    assert "<video" in cb.client.get(f"/reviews/{rid}").text  # now the evidence against them is theirs to see
+    assert cb.client.get(f"/api/v1/clips/{clip}/video").status_code == 200

@@ -79,6 +79,9 @@ def _contest_state(conn: Connection, doc: dict[str, Any], who: Principal) -> dic
     contested_before = any(s["action"] == "contest" for s in doc["steps"])
     mine = who.official_id is not None and who.official_id == review["official_id"]
     return {
+        # The same rule as the media route: reviewers of the unit, or the official a verdict is against.
+        "can_watch": (who.has("clips:view") and who.sees_unit(review["unit_id"]))
+        or (mine and review["status"] in ("confirmed", "contested")),
         "can_decide": who.has("review:decide") and review["status"] == "pending" and review["official_id"] is not None,
         "can_decide_contest": who.has("review:decide") and review["status"] == "contested"
         and review["decided_by"] != who.name,
