@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -131,18 +132,30 @@ def test_audit_verify_command_names_the_tampered_row(engine: Engine, db_url: str
     assert broken.exception is None or isinstance(broken.exception, SystemExit)
 
 
-def test_entries_written_before_the_chain_existed_are_chained_by_the_migration(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-    upgrade(url, "0004")
-    engine = make_engine(url)
-    with engine.begin() as conn:
-        for i in range(3):
-            conn.execute(text("INSERT INTO audit_log (at, actor, action, target_type, target_id, detail) VALUES "
-                              "(:at, 'cli', 'user.create', 'user', :i, :d)"),
-                         {"at": f"2026-11-0{i + 1} 08:00:00.12345{i}", "i": str(i), "d": '{"role": "viewer", "ý": 1}'})
-    upgrade(url)
-    _write(engine, 1)  # and the code goes on from where the migration left the head
-    with engine.connect() as conn:
-        report = verify(conn)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_entries_written_before_the_chain_existed_are_chained_by_the_migration(tmp_path: Path, backend: str) -> None:
+    from contextlib import ExitStack
+
+    from tests.utils import db
+
+    with ExitStack() as stack:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+        else:
+            if db.pg_reachable():
+                pytest.skip(str(db.pg_reachable()))
+            url = stack.enter_context(db.private_pg_database())
+        upgrade(url, "0004")
+        engine = make_engine(url)
+        with engine.begin() as conn:
+            for i in range(3):
+                conn.execute(text("INSERT INTO audit_log (at, actor, action, target_type, target_id, detail) VALUES "
+                                  "(:at, 'cli', 'user.create', 'user', :i, :d)"),
+                             {"at": datetime(2026, 11, i + 1, 8, 0, 0, 123450 + i, tzinfo=UTC), "i": str(i),
+                              "d": '{"role": "viewer", "ý": 1.5}'})
+        upgrade(url)
+        _write(engine, 1)  # and the code goes on from where the migration left the head
+        with engine.connect() as conn:
+            report = verify(conn)
+        engine.dispose()
     assert report.ok and report.entries == 4
-    engine.dispose()

@@ -222,3 +222,36 @@ def test_the_detail_has_what_a_reviewer_needs_and_an_item_trail(engine: Engine, 
     assert panel["incidents"]["confirmed"] == 1 and panel["confirmed_deduction"] == "2"
     trail = gs.client.get(f"/api/v1/reviews/{rid}/audit").json()
     assert [e["action"] for e in trail] == ["review.confirm"] and trail[0]["actor"] == "user:gs-a"
+
+
+def test_two_reviewers_deciding_at_once_get_one_verdict(engine: Engine, office: Office) -> None:
+    import threading
+
+    from server.review import verdicts
+    from server.review.severities import severities
+
+    rid = review_of(engine, complaint(engine, SETTINGS, office.devices[0], at=NOW - timedelta(minutes=3))).id
+    outcomes: list[str] = []
+    start = threading.Barrier(2)
+
+    def decide(confirm: bool) -> None:
+        start.wait()
+        try:
+            with engine.begin() as conn:
+                if confirm:
+                    verdicts.confirm(conn, review_id=rid, severity="minor", reason="seen on the clip", actor="user:a",
+                                     at=NOW, options=severities(SETTINGS))
+                else:
+                    verdicts.dismiss(conn, review_id=rid, reason="no grounds found", annul_rating=False,
+                                     actor="user:b", at=NOW)
+            outcomes.append("done")
+        except verdicts.ReviewError as exc:
+            outcomes.append(exc.code)
+
+    threads = [threading.Thread(target=decide, args=(flag,)) for flag in (True, False)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["done", "wrong_status"]  # the row lock lets one through; the other is told why
+    assert len(_steps(engine, rid)) == 1 and len(_audit_actions(engine, rid)) == 1
