@@ -1,7 +1,8 @@
 """Flagging: a review row for every accepted incident, made where the incident becomes attributed.
 
 Two places: ingest's batch transaction (`flag_stored_incidents`, on the hot path: one snapshot insert
-and one review insert per batch that holds incidents, nothing per event), and any later attribution
+and one review insert per batch that holds incidents, nothing per event, nothing at all for a batch
+without incidents), and any later attribution
 (`sync_reviews`: a late sign-in, a clock anchor that arrives, a supervisor's decision), which also
 keeps `reviews.official_id` in step with the event. A verdict given about one official never follows
 the incident to another: if a decided incident is re-attributed, its review goes back to pending.
@@ -13,10 +14,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Connection, bindparam, cast, insert, select, update
+from sqlalchemy import Connection, insert, literal, select, update
 
 from server.audit import record
 from server.db.bulk import any_of
+from server.db.dialect import json_text
 from server.db.models import (
     COUNTERS,
     DEVICES,
@@ -27,7 +29,7 @@ from server.db.models import (
     EventStatus,
     ReviewStatus,
 )
-from server.db.types import utcnow
+from server.db.types import UTCDateTime, utcnow
 
 FLAGGED_KINDS = frozenset({"complaint", "lowest_rating", "remote", "manual"})  # protocol §3.2
 DECIDED = (ReviewStatus.CONFIRMED, ReviewStatus.CONTESTED)
@@ -44,12 +46,14 @@ def _units(conn: Connection, counter_ids: set[int]) -> dict[int, int]:
     return {r.id: r.unit_id for r in rows}
 
 
-def _snapshot_health(conn: Connection, incidents: Sequence[tuple[int, str]]) -> None:
-    """Each incident's device as it stood when the incident was stored: its last heartbeat's health."""
-    source = select(cast(bindparam("b_event"), BigInteger), DEVICES.c.id, DEVICES.c.online, DEVICES.c.last_seen_at,
-                    DEVICES.c.health).where(DEVICES.c.id == bindparam("b_device"))
-    stmt = insert(INCIDENT_HEALTH).from_select(["event_id", "device_id", "online", "last_seen_at", "health"], source)
-    conn.execute(stmt, [{"b_event": event_id, "b_device": device} for event_id, device in incidents])
+def _snapshot_health(conn: Connection, event_ids: Sequence[int]) -> None:
+    """Each incident's device as it stood when the incident was stored: its last heartbeat's health.
+    One INSERT ... SELECT for the batch (an array parameter on PostgreSQL: constant SQL text)."""
+    source = (select(EVENTS.c.id, DEVICES.c.id, DEVICES.c.online, DEVICES.c.last_seen_at, DEVICES.c.health)
+              .join(DEVICES, DEVICES.c.id == EVENTS.c.device_id)
+              .where(any_of(conn, EVENTS.c.id, sorted(event_ids), "bigint")))
+    conn.execute(insert(INCIDENT_HEALTH).from_select(["event_id", "device_id", "online", "last_seen_at", "health"],
+                                                     source))
 
 
 def _review_row(event_id: int, kind: str, unit_id: int, row: Any, now: datetime) -> dict[str, Any]:
@@ -60,20 +64,20 @@ def _review_row(event_id: int, kind: str, unit_id: int, row: Any, now: datetime)
 
 def flag_stored_incidents(conn: Connection, stored: Sequence[tuple[int, dict[str, Any]]]) -> int:
     """In ingest's transaction, for events just inserted (id, row): snapshot every incident's device
-    health, and open a review for each accepted one. Returns the reviews opened."""
-    incidents = [(event_id, row) for event_id, row in stored if row["typ"] == "incident"]
+    health, and open a review for each accepted one — two INSERT ... SELECT statements per batch that
+    holds incidents, none for one that does not. Returns the reviews opened."""
+    incidents = [event_id for event_id, row in stored if row["typ"] == "incident"]
     if not incidents:
         return 0
-    _snapshot_health(conn, [(event_id, row["device_id"]) for event_id, row in incidents])
-    accepted = [(event_id, row, kind) for event_id, row in incidents
-                if row["status"] == EventStatus.ACCEPTED and row.get("_problem") is None
-                and (kind := _kind(row["body"])) is not None]
-    if not accepted:
-        return 0
-    units, now = _units(conn, {row["counter_id"] for _, row, _ in accepted}), utcnow()
-    conn.execute(insert(REVIEWS), [_review_row(event_id, kind, units[row["counter_id"]], row, now)
-                                   for event_id, row, kind in accepted])
-    return len(accepted)
+    _snapshot_health(conn, incidents)
+    source = (select(EVENTS.c.id, json_text(conn, EVENTS.c.body, "kind"), COUNTERS.c.unit_id, EVENTS.c.counter_id,
+                     EVENTS.c.official_id, EVENTS.c.event_time, literal(utcnow(), UTCDateTime()),
+                     literal(ReviewStatus.PENDING.value))
+              .join(COUNTERS, COUNTERS.c.id == EVENTS.c.counter_id)
+              .where(any_of(conn, EVENTS.c.id, sorted(incidents), "bigint"), EVENTS.c.status == EventStatus.ACCEPTED))
+    done = conn.execute(insert(REVIEWS).from_select(
+        ["event_id", "kind", "unit_id", "counter_id", "official_id", "event_time", "flagged_at", "status"], source))
+    return int(done.rowcount or 0)
 
 
 def _incidents(conn: Connection, event_ids: Sequence[int]) -> list[Any]:
