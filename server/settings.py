@@ -159,7 +159,8 @@ class AlertSettings(BaseModel):
     model_config = _STRICT_SECTION
     office_hours: str = Field("07:30-17:00", description="Local opening hours of the one-stop sections, HH:MM-HH:MM")
     office_days: list[int] = Field(
-        [0, 1, 2, 3, 4], description="Opening days, 0 = Monday … 6 = Sunday (add 5 where the section opens on Saturdays)",
+        [0, 1, 2, 3, 4],
+        description="Opening days, 0 = Monday … 6 = Sunday (add 5 where the section opens on Saturdays)",
     )
     silent_after_min: int = Field(
         10, ge=1, le=1440, description="A device not heard from for this long during office hours raises an alert",
