@@ -46,6 +46,10 @@ class Entry:
 def record(conn: Connection, *, actor: str, action: str, target_type: str, target_id: str | int,
            detail: dict[str, Any] | None = None) -> None:
     """Write who did what to which record (stored and chained when the transaction commits)."""
+    if not event.contains(conn.engine, "commit", _seal_on_commit):
+        # Without the hook the entry would never be written: refuse loudly rather than lose it.
+        raise RuntimeError("audit entries need an engine made by server.db.engine.make_engine, which writes "
+                           "and chains them at commit; this engine would drop them")
     normal = None if detail is None else json.loads(json.dumps(detail, default=str))
     conn.info.setdefault(_PENDING, []).append(Entry(utcnow(), actor[:100], action, target_type,
                                                     str(target_id)[:64], normal))

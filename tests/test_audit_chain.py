@@ -159,3 +159,11 @@ def test_entries_written_before_the_chain_existed_are_chained_by_the_migration(t
             report = verify(conn)
         engine.dispose()
     assert report.ok and report.entries == 4
+
+
+def test_an_engine_without_the_commit_hook_is_refused_rather_than_losing_entries(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+
+    bare = create_engine(f"sqlite:///{tmp_path / 'bare.sqlite3'}")
+    with pytest.raises(RuntimeError, match="make_engine"), bare.begin() as conn:
+        record(conn, actor="user:x", action="test", target_type="t", target_id=1)
