@@ -318,15 +318,6 @@ def token_create(name: str,
     typer.echo(token)
 
 
-@admin_app.command("user-add")
-def user_add(username: str, role: Annotated[str, typer.Option(help="admin or viewer")] = "viewer") -> None:
-    """Create a console user; the password is read from the terminal (or stdin), never from arguments."""
-    from server.registry import create_user
-
-    password = typer.prompt("password", hide_input=True, confirmation_prompt=sys.stdin.isatty())
-    typer.echo(_admin(lambda c: create_user(c, username=username, password=password, role=role, actor="cli")))
-
-
 @admin_app.command("list")
 def admin_list() -> None:
     """Units with their counters and officials."""
@@ -435,6 +426,11 @@ def device_list() -> None:
         seen = r.last_seen_at.isoformat(timespec="seconds") if r.last_seen_at else "never"
         state = "online" if r.online else "offline"
         typer.echo(f"{r.id:<24} {r.code:<12} {r.kind:<10} {r.status:<8} {state:<8} {seen}")
+
+
+from motcua import cli_console  # noqa: E402  (users, audit, clips: needs the helpers above)
+
+cli_console.register(app, admin_app)
 
 
 def main() -> None:

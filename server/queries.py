@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, and_, case, func, select
+from sqlalchemy import Connection, and_, case, func, select, true
 
 from server.db.models import (
     COUNTERS,
@@ -87,13 +87,24 @@ def ratings_page(conn: Connection, *, official_id: int, start: datetime, end: da
     return [dict(r._mapping) for r in rows]
 
 
+def in_units(units: frozenset[int] | None) -> Any:
+    """The SQL condition "the quarantine record's device is in one of `units`" (None: any record)."""
+    if units is None:
+        return true()
+    devices = select(DEVICES.c.id).join(COUNTERS, COUNTERS.c.id == DEVICES.c.counter_id).where(
+        COUNTERS.c.unit_id.in_(sorted(units)))
+    return QUARANTINE.c.device_id.in_(devices)
+
+
 def quarantine_page(conn: Connection, *, reason: str | None, device_id: str | None, open_only: bool,
-                    after_id: int, limit: int) -> list[dict[str, Any]]:
+                    after_id: int, limit: int, units: frozenset[int] | None = None) -> list[dict[str, Any]]:
+    """Quarantine records in id order; `units` limits them to records from those units' devices."""
     q = select(QUARANTINE.c.id, QUARANTINE.c.reason, QUARANTINE.c.detail, QUARANTINE.c.topic,
                QUARANTINE.c.device_id, QUARANTINE.c.epoch, QUARANTINE.c.seq, QUARANTINE.c.payload_size,
                QUARANTINE.c.payload_sha256, QUARANTINE.c.event_id, QUARANTINE.c.count,
                QUARANTINE.c.first_received_at, QUARANTINE.c.last_received_at, QUARANTINE.c.resolved_at,
-               QUARANTINE.c.resolved_by, QUARANTINE.c.resolution).where(QUARANTINE.c.id > after_id)
+               QUARANTINE.c.resolved_by, QUARANTINE.c.resolution).where(QUARANTINE.c.id > after_id,
+                                                                       in_units(units))
     if reason:
         q = q.where(QUARANTINE.c.reason == reason)
     if device_id:
@@ -103,9 +114,10 @@ def quarantine_page(conn: Connection, *, reason: str | None, device_id: str | No
     return [dict(r._mapping) for r in conn.execute(q.order_by(QUARANTINE.c.id).limit(limit))]
 
 
-def quarantine_counts(conn: Connection, *, open_only: bool = True) -> dict[str, int]:
-    """Quarantined messages by reason (re-sends of the same bytes counted)."""
-    q = select(QUARANTINE.c.reason, func.sum(QUARANTINE.c.count)).group_by(QUARANTINE.c.reason)
+def quarantine_counts(conn: Connection, *, open_only: bool = True,
+                      units: frozenset[int] | None = None) -> dict[str, int]:
+    """Quarantined messages by reason (re-sends of the same bytes counted), within `units` if given."""
+    q = select(QUARANTINE.c.reason, func.sum(QUARANTINE.c.count)).where(in_units(units)).group_by(QUARANTINE.c.reason)
     if open_only:
         q = q.where(QUARANTINE.c.resolved_at.is_(None))
     return {r[0]: int(r[1]) for r in conn.execute(q)}
@@ -161,11 +173,14 @@ def unit_live(conn: Connection, *, unit_code: str, day: date, zone: ZoneInfo,
     }
 
 
-def units(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(select(UNITS.c.code, UNITS.c.name, func.count(COUNTERS.c.id).label("counters"))
-                        .outerjoin(COUNTERS, COUNTERS.c.unit_id == UNITS.c.id)
-                        .group_by(UNITS.c.id, UNITS.c.code, UNITS.c.name).order_by(UNITS.c.code))
-    return [dict(r._mapping) for r in rows]
+def units(conn: Connection, *, within: frozenset[int] | None = None) -> list[dict[str, Any]]:
+    """Units with their number of counters; `within` limits them to a caller's scope (None: all)."""
+    q = (select(UNITS.c.id, UNITS.c.code, UNITS.c.name, func.count(COUNTERS.c.id).label("counters"))
+         .outerjoin(COUNTERS, COUNTERS.c.unit_id == UNITS.c.id)
+         .group_by(UNITS.c.id, UNITS.c.code, UNITS.c.name).order_by(UNITS.c.code))
+    if within is not None:
+        q = q.where(UNITS.c.id.in_(sorted(within)))
+    return [dict(r._mapping) for r in conn.execute(q)]
 
 
 def ingest_summary(conn: Connection) -> dict[str, Any]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
 from sqlalchemy import ColumnElement, Connection, insert, select, update
 
 from motcua.protocol.topics import is_device_id
@@ -20,20 +20,14 @@ from server.db.models import (
     OFFICIALS,
     TOKENS,
     UNITS,
-    USERS,
     DeviceKind,
     DeviceStatus,
 )
 from server.db.types import utcnow
+from server.roles import TOKEN_SCOPES
 
-SCOPES = {
-    "sessions:write": "sign officials in and out of counters (queue system, kiosk gateway)",
-    "read": "read units, counters, officials, events, ratings and quarantine",
-    "admin": "provision and revoke devices, resolve quarantine, manage the registry",
-}
-ROLES = ("admin", "viewer")
+SCOPES = TOKEN_SCOPES  # what a machine client's token may hold (server/roles.py)
 RESERVED_PREFIX = "motcua"
-_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
 
 
 class RegistryError(Exception):
@@ -144,29 +138,10 @@ def create_api_token(conn: Connection, *, name: str, scopes: list[str], actor: s
     return token
 
 
-def create_user(conn: Connection, *, username: str, password: str, role: str, actor: str) -> int:
-    if role not in ROLES:
-        raise RegistryError("invalid", f"unknown role {role!r}; choose from {list(ROLES)}")
-    if len(password) < 12:
-        raise RegistryError("invalid", "passwords need at least 12 characters")
-    if _exists(conn, USERS.c.username, username):
-        raise RegistryError("conflict", f"user {username!r} exists")
-    new_id = int(conn.execute(insert(USERS).values(username=username, password_hash=_hasher.hash(password),
-                                                   role=role, disabled=False, created_at=utcnow())
-                              .returning(USERS.c.id)).scalar_one())
-    record(conn, actor=actor, action="user.create", target_type="user", target_id=new_id, detail={"role": role})
-    return new_id
+def create_user(conn: Connection, *, username: str, password: str, role: str, actor: str,
+                units: Sequence[str] = (), official: str | None = None) -> int:
+    """A console user with a role (and its units, or the official whose record it is): server/users.py."""
+    from server import users  # users.py builds on this module's errors; imported here to avoid a cycle
 
-
-def check_password(conn: Connection, *, username: str, password: str) -> tuple[int, str] | None:
-    """(user id, role) when the password is right and the user enabled; None otherwise."""
-    row = conn.execute(select(USERS.c.id, USERS.c.password_hash, USERS.c.role, USERS.c.disabled)
-                       .where(USERS.c.username == username)).first()
-    if row is None:
-        _hasher.hash(password)  # same cost either way: do not reveal which usernames exist by timing
-        return None
-    try:
-        _hasher.verify(row.password_hash, password)
-    except Exception:
-        return None
-    return None if row.disabled else (row.id, row.role)
+    return users.create_user(conn, username=username, password=password, role=role, actor=actor, units=units,
+                             official=official)

@@ -14,6 +14,7 @@ from server.ingest.attribution import SessionIndex, resolve_open
 from server.ingest.reasons import STORED_AS_EVENT, Reason
 from server.ingest.store import recompute_txn_duplicates, txn_key
 from server.registry import RegistryError
+from server.review.flagging import sync_reviews
 
 
 def attribute_quarantined(conn: Connection, *, quarantine_id: int, official_code: str, reason: str, actor: str,
@@ -56,6 +57,7 @@ def attribute_quarantined(conn: Connection, *, quarantine_id: int, official_code
     if txn:
         keys = {str(values["txn_key"])} | ({event.txn_key} if event.txn_key else set())
         recompute_txn_duplicates(conn, sorted(keys))
+    sync_reviews(conn, event_ids=[event.id], actor=actor)  # an incident attributed now is flagged now
     change = {"event_id": event.id, "quarantine_id": quarantine_id, "official": official_code,
               "previous_official_id": event.official_id, "event_time": when.isoformat(), "reason": reason}
     record(conn, actor=actor, action="event.attribute", target_type="event", target_id=event.id, detail=change)

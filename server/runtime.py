@@ -15,6 +15,7 @@ from sqlalchemy import Engine
 from server.api.app import create_app
 from server.clips.service import ClipService
 from server.ingest.service import IngestService
+from server.review.retention import RetentionTask
 from server.settings import Settings
 
 log = logging.getLogger("motcua.server")
@@ -77,11 +78,14 @@ def run_server(settings: Settings, engine: Engine, *, with_ingest: bool) -> None
     clips = ClipService.from_settings(settings, engine, with_worker=settings.clips.transcode)
     if clips.worker is not None:
         clips.worker.start()
+    retention = RetentionTask(engine, clips.storage, settings).start() if settings.review.purge_every_h else None
     app = create_app(settings, engine, registry=registry, ingest=ingest, clip_service=clips)
     try:
         uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_level="info", proxy_headers=True,
                     lifespan="off")
     finally:
+        if retention is not None:
+            retention.stop()
         if clips.worker is not None:
             clips.worker.stop()
         if ingest is not None:

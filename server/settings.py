@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 from contextvars import ContextVar
+from datetime import datetime, time
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -137,6 +138,74 @@ class ClipSettings(BaseModel):
         return self
 
 
+class ReviewSettings(BaseModel):
+    model_config = _STRICT_SECTION
+    policy: str = Field(
+        "nd335", description="Scoring policy (shipped name or file) whose [incidents.deduction] severities a "
+                             "confirming reviewer chooses from",
+    )
+    contest_days: int = Field(
+        10, ge=0, le=90, description="Days after a month ends during which an official may contest a confirmed verdict",
+    )
+    dismissed_clip_days: int = Field(
+        30, ge=1, le=3650, description="Clips of dismissed incidents are deleted this many days after the dismissal",
+    )
+    purge_every_h: float = Field(
+        6.0, ge=0, le=168, description="Hours between the server's purges of clips past retention (0: only the CLI)",
+    )
+
+
+class AlertSettings(BaseModel):
+    model_config = _STRICT_SECTION
+    office_hours: str = Field("07:30-17:00", description="Local opening hours of the one-stop sections, HH:MM-HH:MM")
+    office_days: list[int] = Field(
+        [0, 1, 2, 3, 4],
+        description="Opening days, 0 = Monday … 6 = Sunday (add 5 where the section opens on Saturdays)",
+    )
+    silent_after_min: int = Field(
+        10, ge=1, le=1440, description="A device not heard from for this long during office hours raises an alert",
+    )
+    negative_streak: int = Field(
+        3, ge=2, le=50, description="This many lowest ratings in a row at one counter raise an alert",
+    )
+
+    @field_validator("office_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        try:
+            start, end = (datetime.strptime(part.strip(), "%H:%M").time() for part in value.split("-"))
+        except ValueError:
+            raise ValueError("use HH:MM-HH:MM, e.g. 07:30-17:00") from None
+        if end <= start:
+            raise ValueError("the closing time must come after the opening time")
+        return value
+
+    @field_validator("office_days")
+    @classmethod
+    def _days(cls, value: list[int]) -> list[int]:
+        if not value or any(d not in range(7) for d in value):
+            raise ValueError("list days as 0 (Monday) to 6 (Sunday), at least one")
+        return sorted(set(value))
+
+    @property
+    def hours(self) -> tuple[time, time]:
+        start, end = (datetime.strptime(part.strip(), "%H:%M").time() for part in self.office_hours.split("-"))
+        return start, end
+
+
+class LoginSettings(BaseModel):
+    model_config = _STRICT_SECTION
+    user_failures: int = Field(5, ge=1, le=100, description="Failed sign-ins in a row that lock a user name")
+    address_failures: int = Field(
+        20, ge=1, le=10000, description="Failed sign-ins from one client address that lock the address",
+    )
+    lock_s: int = Field(60, ge=1, le=86400, description="First lock, in seconds; each further failure doubles it")
+    lock_max_s: int = Field(3600, ge=1, le=604800, description="Longest lock, in seconds")
+    forget_after_h: int = Field(
+        24, ge=1, le=720, description="Failures older than this are forgotten (the count starts again)",
+    )
+
+
 class Settings(BaseSettings):
     """Everything the server reads at start-up. See docs/configuration.md."""
 
@@ -156,6 +225,9 @@ class Settings(BaseSettings):
     devices: DeviceDefaults = Field(default_factory=lambda: DeviceDefaults())
     api: ApiSettings = Field(default_factory=lambda: ApiSettings())
     clips: ClipSettings = Field(default_factory=lambda: ClipSettings())
+    review: ReviewSettings = Field(default_factory=lambda: ReviewSettings())
+    alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
+    login: LoginSettings = Field(default_factory=lambda: LoginSettings())
 
     @classmethod
     def settings_customise_sources(

@@ -60,6 +60,17 @@ def engine(db_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture(autouse=True)
+def _cheap_passwords(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with the smallest parameters in tests: the library's defaults cost ~0.7 s per hash on the
+    2-core test machine, and many tests sign people in. tests/test_users.py checks the real defaults."""
+    from argon2 import PasswordHasher
+
+    from server import users
+
+    monkeypatch.setattr(users, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+@pytest.fixture(autouse=True)
 def _fail_on_swallowed_errors(caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test in which a handler wrapper logged an unexpected exception instead of raising it.
 

@@ -237,3 +237,17 @@ def test_webm_rendition(clip_file: Path, tmp_path: Path) -> None:
     with av.open(str(tmp_path / "r.webm")) as c:
         assert c.streams.video[0].codec_context.name == "vp8"
     assert made.frames == 30 and (tmp_path / "t.jpg").read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_frames_stamped_with_the_same_time_still_make_a_rendition(tmp_path: Path) -> None:
+    """A capture thread starved of CPU can give two frames one timestamp; the MP4 muxer refuses that."""
+    import cv2
+
+    from server.clips.transcode import make_rendition
+
+    source = SyntheticSource(320, 240, clock=iter(x / 15 for x in range(10_000)).__next__)
+    monos = [i / 15 for i in range(10)] + [9 / 15] * 3 + [(i + 10) / 15 for i in range(10)]
+    frames = [Frame(m, 1000 + round(m * 1000), 0, cv2.imencode(".jpg", source.read())[1].tobytes()) for m in monos]
+    clip = write_clip(frames, tmp_path / "c.mkv", width=320, height=240, fps=15).path
+    made = make_rendition(clip, tmp_path / "r.mp4", tmp_path / "t.jpg")
+    assert made.frames == 23 and 1300 <= made.duration_ms <= 1500

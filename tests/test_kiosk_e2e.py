@@ -130,7 +130,7 @@ def test_complaint_clip_reaches_the_server_and_plays_in_chromium(
     # Lowest rating and complaint, seconds apart, share one clip: ~2 s pre-roll + gap + 2 s post-roll.
     assert len(_rows(engine, CLIPS.c.id)) == 1 and 3500 <= row.duration_ms <= 9000
     with engine.begin() as conn:
-        token = registry.create_api_token(conn, name="viewer", scopes=["read"], actor="test")
+        token = registry.create_api_token(conn, name="viewer", scopes=["read", "clips:view"], actor="test")
     detail = httpx.get(f"{http.url}/api/v1/clips/{clip_id}",
                                      headers={"Authorization": f"Bearer {token}"}).json()
     assert {e["typ"] for e in detail["events"]} == {"rating", "incident"}

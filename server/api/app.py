@@ -12,8 +12,24 @@ from sqlalchemy import Engine
 from starlette.middleware.sessions import SessionMiddleware
 
 from motcua import __version__
-from server.api import errors
-from server.api.routes import clips, device_clips, devices, health, officials, quarantine, sessions, units, web
+from server.api import errors, pages
+from server.api.routes import (
+    audit,
+    clips,
+    console_admin,
+    console_dashboards,
+    console_reviews,
+    dashboards,
+    device_clips,
+    devices,
+    health,
+    officials,
+    quarantine,
+    reviews,
+    sessions,
+    units,
+    web,
+)
 from server.clips.service import ClipService
 from server.settings import Settings
 
@@ -41,7 +57,9 @@ def create_app(settings: Settings, engine: Engine, *, registry: CollectorRegistr
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key.get_secret_value(),
                        session_cookie="motcua_session", max_age=SESSION_MAX_AGE_S, same_site="lax", https_only=https)
     errors.install(app)
-    for module in (health, sessions, officials, quarantine, devices, units, clips, device_clips, web):
+    pages.install(app)
+    for module in (health, sessions, officials, quarantine, devices, units, clips, device_clips, reviews, audit,
+                   dashboards, web, console_reviews, console_dashboards, console_admin):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
     return app

@@ -19,17 +19,15 @@ from server.api.errors import ApiError
 from server.db.models import TOKEN_UNITS, TOKENS, USER_UNITS, USERS
 from server.db.types import utcnow
 from server.registry import token_digest
+from server.roles import IMPLIED, ROLE_SCOPES, UNIT_ROLES, UNSCOPED_ROLES
 
-IMPLIED = {"admin": {"read", "sessions:write"}}  # holding a scope grants these too
-ROLE_SCOPES = {"admin": frozenset({"admin"}), "viewer": frozenset({"read"})}
-UNSCOPED_ROLES = {"admin", "viewer"}  # see every unit; any other role sees only its user_units rows
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 TOKEN_USE_RESOLUTION = timedelta(minutes=5)
 
 
 def expand(scopes: set[str] | frozenset[str]) -> frozenset[str]:
     """Scopes with the ones they imply."""
-    return frozenset(scopes).union(*(IMPLIED.get(s, set()) for s in scopes))
+    return frozenset(scopes).union(*(IMPLIED.get(s, frozenset()) for s in scopes))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +38,12 @@ class Principal:
     units: frozenset[int] | None = None  # the units this caller may see; None = every unit
     official_id: int | None = None  # a user with role "official": the official whose record it is
 
-    def sees_unit(self, unit_id: int) -> bool:
-        return self.units is None or unit_id in self.units
+    def sees_unit(self, unit_id: int | None) -> bool:
+        """May this caller see the unit? Records of no known unit are for unscoped callers only."""
+        return self.units is None or (unit_id is not None and unit_id in self.units)
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
 
 
 def csrf_token(request: Request) -> str:
@@ -86,8 +88,11 @@ def _from_session(request: Request) -> Principal | None:
     with request.app.state.engine.connect() as conn:
         row = conn.execute(select(USERS.c.username, USERS.c.role, USERS.c.disabled, USERS.c.official_id)
                            .where(USERS.c.id == uid)).first()
-        units = None if row is None or row.role in UNSCOPED_ROLES else frozenset(
-            conn.scalars(select(USER_UNITS.c.unit_id).where(USER_UNITS.c.user_id == uid)))
+        units: frozenset[int] | None = frozenset()  # an official, or an unknown role: no unit at all
+        if row is not None and row.role in UNSCOPED_ROLES:
+            units = None
+        elif row is not None and row.role in UNIT_ROLES:
+            units = frozenset(conn.scalars(select(USER_UNITS.c.unit_id).where(USER_UNITS.c.user_id == uid)))
     if row is None or row.disabled:
         request.session.clear()
         return None
@@ -100,14 +105,15 @@ def current_principal(request: Request) -> Principal | None:
     return _from_token(request, header) if header else _from_session(request)
 
 
-def require(scope: str) -> Callable[..., Principal]:
-    """A dependency that admits callers holding `scope`."""
+def require(scope: str, *alternatives: str) -> Callable[..., Principal]:
+    """A dependency that admits callers holding `scope` (or one of the `alternatives`)."""
+    wanted = (scope, *alternatives)
 
     def check(request: Request, who: Principal | None = Depends(current_principal)) -> Principal:  # noqa: B008
         if who is None:
             raise ApiError(401, "unauthenticated", "sign in at /login or send 'Authorization: Bearer <token>'")
-        if scope not in who.scopes:
-            raise ApiError(403, "forbidden", f"this needs the {scope!r} scope")
+        if not any(s in who.scopes for s in wanted):
+            raise ApiError(403, "forbidden", f"this needs the {' or '.join(map(repr, wanted))} scope")
         if who.via_cookie and request.method not in SAFE_METHODS and \
                 not csrf_ok(request, request.headers.get("x-csrf-token")):
             raise ApiError(403, "csrf", "missing or wrong X-CSRF-Token header; reload the page")

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.registry import RegistryError
+from server.review.verdicts import ReviewError
 from server.sessions import SessionError
 
 STATUS_FOR_KIND = {"not_found": 404, "conflict": 409, "invalid": 422, "forbidden": 403}
@@ -65,4 +66,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(SessionError)
     async def _session(_r: Request, exc: SessionError) -> JSONResponse:
+        return JSONResponse(body(exc.kind, str(exc)), status_code=STATUS_FOR_KIND.get(exc.kind, 400))
+
+    @app.exception_handler(ReviewError)
+    async def _review(_r: Request, exc: ReviewError) -> JSONResponse:
         return JSONResponse(body(exc.kind, str(exc)), status_code=STATUS_FOR_KIND.get(exc.kind, 400))

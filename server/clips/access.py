@@ -1,7 +1,7 @@
 """Reading clips: every read of a clip's metadata or media goes through this module.
 
-Issue 5 (supervisor console) adds the access log here: `open_media` is the one place that hands out
-a clip's bytes, and it already knows who asks.
+`open_media` is the one place that hands out a clip's bytes: it writes the access log (who viewed or
+downloaded which clip, in the hash-chained audit trail).
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import Connection, and_, or_, select
 
+from server.audit import record
 from server.clips.storage import ClipStorage
+from server.db.dialect import json_text
 from server.db.models import CLIP_EVENTS, CLIPS, COUNTERS, EVENTS, OFFICIALS, ClipState
 
 MEDIA = {"video": ("rendition_key", None), "thumbnail": ("thumbnail_key", "image/jpeg"),
@@ -33,9 +35,7 @@ def _event_query() -> Any:
 
 def _body_clip(conn: Connection) -> Any:
     """The `clip` member of an event body, in the backend's JSON dialect."""
-    if conn.dialect.name == "postgresql":
-        return func.json_extract_path_text(EVENTS.c.body, "clip")
-    return func.json_extract(EVENTS.c.body, "$.clip")
+    return json_text(conn, EVENTS.c.body, "clip")
 
 
 def _linked_events(conn: Connection, clip_id: str, device_id: str) -> list[dict[str, Any]]:
@@ -79,9 +79,12 @@ def clip_detail(conn: Connection, *, clip_id: str) -> dict[str, Any]:
 
 
 def clips_page(conn: Connection, *, device_id: str | None, official_code: str | None, after: str | None,
-               limit: int) -> list[dict[str, Any]]:
-    """Clips newest first, optionally for one device or one official (through the events they show)."""
+               limit: int, units: frozenset[int] | None = None) -> list[dict[str, Any]]:
+    """Clips newest first, optionally for one device or one official (through the events they show);
+    `units` limits them to those units' counters (None: every unit)."""
     q = _select()
+    if units is not None:
+        q = q.where(COUNTERS.c.unit_id.in_(sorted(units)) if units else CLIPS.c.id.is_(None))
     if device_id:
         q = q.where(CLIPS.c.device_id == device_id)
     if official_code:
@@ -106,12 +109,29 @@ class Media:
         return self.storage.read(self.key, start, length)
 
 
-def open_media(conn: Connection, storage: ClipStorage, *, clip_id: str, kind: str, actor: str) -> Media:
-    """The bytes of a clip's rendition, thumbnail or original, for `actor` (who is asking: issue 5 logs it)."""
+class ClipPurged(LookupError):
+    """The clip's media were deleted under the retention rules; its record and hashes remain."""
+
+    def __init__(self, clip_id: str, when: Any, reason: str | None) -> None:
+        super().__init__(f"clip {clip_id}'s media were deleted on {when:%Y-%m-%d} ({reason}); its record, hash and "
+                         "audit trail remain")
+
+
+def open_media(conn: Connection, storage: ClipStorage, *, clip_id: str, kind: str, actor: str,
+               log: str | None = None) -> Media:
+    """The bytes of a clip's rendition, thumbnail or original, for `actor`. With `log` ("view" or
+    "download"), the access goes into the audit trail in the caller's transaction: the access log."""
     column, content_type = MEDIA[kind]
-    row = conn.execute(select(CLIPS.c.state, CLIPS.c[column]).where(CLIPS.c.id == clip_id)).first()
+    row = conn.execute(select(CLIPS.c.state, CLIPS.c[column], CLIPS.c.purged_at, CLIPS.c.purge_reason)
+                       .where(CLIPS.c.id == clip_id)).first()
+    if row is not None and row.purged_at is not None:
+        raise ClipPurged(clip_id, row.purged_at, row.purge_reason)
     if row is None or row.state != ClipState.COMPLETE or row[1] is None:
         raise ClipNotFound(clip_id)
     key = row[1]
     kind_type = content_type or RENDITION_TYPES.get(key[key.rfind("."):], "application/octet-stream")
-    return Media(key, storage.size(key), kind_type, storage)
+    media = Media(key, storage.size(key), kind_type, storage)
+    if log is not None:
+        record(conn, actor=actor, action=f"clip.{log}", target_type="clip", target_id=clip_id,
+               detail={"media": kind, "bytes": media.size})
+    return media

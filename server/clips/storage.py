@@ -30,6 +30,9 @@ class ClipStorage(Protocol):
     def read(self, key: str, start: int, length: int) -> Iterator[bytes]:
         """The bytes [start, start + length) in blocks."""
 
+    def delete(self, key: str) -> None:
+        """Remove the object (retention); a key already gone is not an error."""
+
 
 class LocalStorage:
     def __init__(self, root: Path) -> None:
@@ -69,6 +72,9 @@ class LocalStorage:
                     return
                 left -= len(block)
                 yield block
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)  # read-only files go too: unlinking needs the folder's write bit
 
 
 class S3Storage:
@@ -111,6 +117,9 @@ class S3Storage:
             return
         obj = self._s3.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{start + length - 1}")
         yield from obj["Body"].iter_chunks(READ_BLOCK)
+
+    def delete(self, key: str) -> None:
+        self._s3.delete_object(Bucket=self.bucket, Key=self._key(key))  # S3 answers 204 for a missing key too
 
 
 def make_storage(settings: Settings) -> ClipStorage:

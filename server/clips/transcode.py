@@ -49,10 +49,13 @@ def make_rendition(original: Path, dest: Path, thumbnail: Path, *, kind: str = "
     span_ms = round((last - t0) * ms_per_tick)
     step = round(span_ms / (len(frames) - 1)) if len(frames) > 1 else 66  # the last frame lasts one interval
     out, stream = _output(dest, kind, frames[0].width, frames[0].height)
+    previous = -1
     with out:
         for frame in frames:
             picture = frame.reformat(format="yuv420p")
-            picture.pts = round(((frame.pts or 0) - t0) * ms_per_tick)
+            # Strictly increasing, as the MP4 muxer demands (EINVAL otherwise): a capture thread starved
+            # of CPU can stamp two frames with the same millisecond.
+            previous = picture.pts = max(previous + 1, round(((frame.pts or 0) - t0) * ms_per_tick))
             picture.time_base = MS
             for packet in stream.encode(picture):
                 out.mux(packet)

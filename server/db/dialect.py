@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Table, func
 from sqlalchemy.dialects import postgresql, sqlite
 
 
@@ -15,3 +15,10 @@ def insert_for(conn: Connection, table: Table) -> Any:
     if conn.dialect.name == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"motcua supports PostgreSQL and SQLite, not {conn.dialect.name}")
+
+
+def json_text(conn: Connection, column: Any, key: str) -> Any:
+    """`column ->> key` (a top-level member of a JSON column, as text) in the backend's JSON dialect."""
+    if conn.dialect.name == "postgresql":
+        return func.json_extract_path_text(column, key)
+    return func.json_extract(column, f"$.{key}")

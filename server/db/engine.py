@@ -12,11 +12,20 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from server import audit
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine tuned for the backend: SQLite gets WAL, a busy timeout and enforced foreign keys."""
+    """An engine tuned for the backend (SQLite gets WAL, a busy timeout and enforced foreign keys) whose
+    transactions chain their audit entries as they commit (server/audit.py)."""
+    engine = _engine(url, **kwargs)
+    audit.install(engine)
+    return engine
+
+
+def _engine(url: str, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

@@ -235,7 +235,12 @@ class Quarantine(Base):
 
 
 class AuditEntry(Base):
-    """Who did what to which record, and why. Written in the same transaction as the change."""
+    """Who did what to which record, and why. Written in the same transaction as the change.
+
+    Append-only and hash-chained (server/audit.py): at commit each new entry gets the next `chain_seq`,
+    the `hash` of the entry before it and its own hash over a canonical encoding, so any change,
+    deletion or insertion afterwards breaks the chain at that entry (`motcua audit verify`).
+    """
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
@@ -245,7 +250,20 @@ class AuditEntry(Base):
     target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any] | None]
-    __table_args__ = (Index("ix_audit_target", "target_type", "target_id"),)
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)  # set at commit, never NULL after
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
+    __table_args__ = (Index("ix_audit_target", "target_type", "target_id"), Index("ix_audit_actor", "actor", "at"))
+
+
+class AuditChain(Base):
+    """The head of the audit chain (one row): appends lock it, so entries are chained one at a time."""
+
+    __tablename__ = "audit_chain"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # always 1
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class ApiToken(Base):
@@ -324,6 +342,57 @@ class Review(Base):
     reason: Mapped[str | None] = mapped_column(Text)
 
 
+class ReviewStep(Base):
+    """One step of a review, kept forever: a verdict, a contest, a second reviewer's decision, a re-attribution."""
+
+    __tablename__ = "review_steps"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(24))  # confirm, dismiss, contest, uphold, overturn, reattribute
+    from_status: Mapped[str] = mapped_column(String(16))
+    to_status: Mapped[str] = mapped_column(String(16))
+    severity: Mapped[str | None] = mapped_column(String(32))
+    annulled_event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"))
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class ReviewView(Base):
+    """Who has opened a review, kept apart from the verdict (Frigate's per-user "reviewed" state)."""
+
+    __tablename__ = "review_views"
+    review_id: Mapped[int] = mapped_column(ForeignKey("reviews.id"), primary_key=True)
+    viewer: Mapped[str] = mapped_column(String(100), primary_key=True)  # the principal's audit name
+    first_viewed_at: Mapped[datetime]
+    last_viewed_at: Mapped[datetime]
+    views: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class IncidentHealth(Base):
+    """The device's health when an incident was stored: its latest heartbeat at that moment."""
+
+    __tablename__ = "incident_health"
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id"), primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(40))
+    online: Mapped[bool] = mapped_column(Boolean)
+    last_seen_at: Mapped[datetime | None]
+    health: Mapped[dict[str, Any] | None]
+
+
+class LoginThrottle(Base):
+    """Failed sign-ins per user name and per client address, and the lock they earned (with backoff)."""
+
+    __tablename__ = "login_throttle"
+    __table_args__ = (Index("ix_login_throttle_last", "last_failure_at"),)
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # "user" | "address"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_failure_at: Mapped[datetime]
+    last_failure_at: Mapped[datetime]
+    locked_until: Mapped[datetime | None]
+
+
 class OfficialCredential(Base):
     """A kiosk sign-in credential: only the PBKDF2 verifier of a PIN or badge code (docs/protocol.md §3.4)."""
 
@@ -380,6 +449,9 @@ class Clip(Base):
     reject_reason: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
+    # Retention: the media were deleted (the row, its hashes and the audit trail stay as the record).
+    purged_at: Mapped[datetime | None]
+    purge_reason: Mapped[str | None] = mapped_column(String(200))
 
 
 class ClipEvent(Base):
@@ -429,3 +501,8 @@ CLIP_REQUESTS = _table(ClipRequest)
 USER_UNITS = _table(UserUnit)
 TOKEN_UNITS = _table(TokenUnit)
 REVIEWS = _table(Review)
+AUDIT_CHAIN = _table(AuditChain)
+REVIEW_STEPS = _table(ReviewStep)
+REVIEW_VIEWS = _table(ReviewView)
+INCIDENT_HEALTH = _table(IncidentHealth)
+LOGIN_THROTTLE = _table(LoginThrottle)

@@ -21,6 +21,7 @@ from server.db.dialect import insert_for
 from server.db.models import EVENTS, QUARANTINE, SESSIONS, EventStatus
 from server.db.types import utcnow
 from server.ingest.reasons import Reason
+from server.review.flagging import sync_reviews
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +142,7 @@ def settle(conn: Connection, event_ids: Sequence[int], *, by: str, why: str) -> 
         return {"attributed": 0, "unattributed": 0, "moved": []}
     rows = conn.execute(
         select(EVENTS.c.id, EVENTS.c.counter_id, EVENTS.c.event_time, EVENTS.c.official_id, EVENTS.c.payload,
-               EVENTS.c.device_id, EVENTS.c.epoch, EVENTS.c.seq, EVENTS.c.received_at)
+               EVENTS.c.device_id, EVENTS.c.epoch, EVENTS.c.seq, EVENTS.c.received_at, EVENTS.c.typ)
         .where(EVENTS.c.id.in_(list(event_ids)))
     ).all()
     if not rows:
@@ -162,6 +163,7 @@ def settle(conn: Connection, event_ids: Sequence[int], *, by: str, why: str) -> 
             official_id=span.official_id, session_id=span.id, status=EventStatus.ACCEPTED))
     resolve_open(conn, attributed, [Reason.UNATTRIBUTED], by=by, how=why)
     _to_unattributed(conn, waiting)
+    sync_reviews(conn, event_ids=[r.id for r in rows if r.typ == "incident"], actor=by)  # flagged incidents follow
     return {"attributed": len(attributed), "unattributed": len(waiting), "moved": moved}
 
 

@@ -45,6 +45,7 @@ from server.ingest.kiosk_sessions import apply_session_events
 from server.ingest.messages import ACK_CODE, Fate, Incoming, Result
 from server.ingest.reasons import RETIMED_BY_ANCHOR, Reason
 from server.ingest.timing import TimeLimits, anchor_candidate, derive_time
+from server.review.flagging import flag_stored_incidents
 from server.settings import Settings
 
 log = logging.getLogger("motcua.ingest")
@@ -286,6 +287,7 @@ class BatchStore:
             self._attribute(row, index)
         inserted = insert_events(self.conn, list(rows.values()))  # the rows' "_" keys are ignored there
         self._classify_conflicts(batch, rows, firsts, inserted, results)
+        flag_stored_incidents(self.conn, [(event_id, rows[key]) for key, event_id in inserted.items()])
         self._flag_ratings([(k, inserted[k], rows[k]["uptime_ms"], rows[k]["txn_key"]) for k in inserted
                             if rows[k]["rating"] is not None])
         for key, event_id in inserted.items():

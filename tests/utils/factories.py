@@ -30,10 +30,18 @@ class SignedDevice:
         return codec.encode_event(self.secret, dev=self.id, ep=epoch or self.epoch, seq=seq, up=up, ts=ts,
                                   typ="rating", body=codec.rating_body(value, levels, txn=txn))
 
-    def incident(self, kind: str = "complaint", *, up: int, ts: int | None = None) -> bytes:
+    def incident(self, kind: str = "complaint", *, up: int, ts: int | None = None, ref: tuple[int, int] | None = None,
+                 clip: str | None = None, note: str | None = None, camera: str | None = None) -> bytes:
         self.seq += 1
         return codec.encode_event(self.secret, dev=self.id, ep=self.epoch, seq=self.seq, up=up, ts=ts,
-                                  typ="incident", body=codec.incident_body(kind))
+                                  typ="incident", body=codec.incident_body(kind, ref=ref, clip=clip, note=note,
+                                                                           camera=camera))
+
+    def rating_with_reasons(self, value: int, reasons: list[str], *, up: int, ts: int | None = None,
+                            levels: int = 4) -> bytes:
+        self.seq += 1
+        return codec.encode_event(self.secret, dev=self.id, ep=self.epoch, seq=self.seq, up=up, ts=ts,
+                                  typ="rating", body=codec.rating_body(value, levels, reasons=reasons))
 
     def session(self, action: str, official: str, secret: str, *, up: int, ts: int | None = None,
                 method: str = "pin", enrolled_as: str | None = None) -> bytes:

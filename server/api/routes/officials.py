@@ -8,6 +8,7 @@ from server import queries
 from server.api.auth import Principal, require
 from server.api.errors import ApiError
 from server.api.schemas import OfficialRatings, RatingOut, ScaleSummary
+from server.api.scope import may_read_official
 
 router = APIRouter(prefix="/api/v1/officials", tags=["ratings"])
 
@@ -18,7 +19,7 @@ def official_ratings(code: str, request: Request,
                      period: str = Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-11"]),
                      cursor: str | None = Query(None, description="next_cursor of the previous page"),
                      limit: int = Query(200, ge=1, le=1000),
-                     _who: Principal = Depends(require("read"))) -> OfficialRatings:  # noqa: B008
+                     who: Principal = Depends(require("read", "own:read"))) -> OfficialRatings:  # noqa: B008
     settings = request.app.state.settings
     start, end = queries.month_bounds(period, settings.zone)
     after = _cursor(cursor)
@@ -26,6 +27,8 @@ def official_ratings(code: str, request: Request,
         official = queries.official_by_code(conn, code)
         if official is None:
             raise ApiError(404, "not_found", f"no official {code!r}")
+        if not may_read_official(who, official["id"], official["unit_id"]):
+            raise ApiError(403, "forbidden", "you may read your own record, or the officials of your units")
         summary = queries.rating_summary(conn, official_id=official["id"], start=start, end=end)
         rows = queries.ratings_page(conn, official_id=official["id"], start=start, end=end, after_id=after,
                                     limit=limit)

@@ -9,6 +9,7 @@ from server import sessions
 from server.api.auth import Principal, require
 from server.api.errors import ApiError
 from server.api.schemas import SessionOut, SignInRequest, SignOutRequest
+from server.api.scope import require_unit, unit_of_counter
 from server.db.models import COUNTERS, OFFICIALS, SESSIONS
 from server.db.types import utcnow
 from server.registry import counter_id
@@ -36,6 +37,8 @@ def sign_in(code: str, req: SignInRequest, request: Request,
             who: Principal = Depends(require("sessions:write"))) -> SessionOut:  # noqa: B008
     now = utcnow()
     with request.app.state.engine.begin() as conn:
+        if unit_of_counter(conn, code) is not None:
+            require_unit(who, unit_of_counter(conn, code))
         official = conn.execute(select(OFFICIALS.c.id).where(OFFICIALS.c.code == req.official)).scalar()
         if official is None:
             raise ApiError(404, "not_found", f"no official {req.official!r}")
@@ -51,6 +54,8 @@ def sign_out(code: str, req: SignOutRequest, request: Request,
              who: Principal = Depends(require("sessions:write"))) -> SessionOut:  # noqa: B008
     now = utcnow()
     with request.app.state.engine.begin() as conn:
+        if unit_of_counter(conn, code) is not None:
+            require_unit(who, unit_of_counter(conn, code))
         view = sessions.sign_out(conn, counter_id=counter_id(conn, code), at=req.at or now, now=now, actor=who.name)
         out = _out(conn, view)
     _wake_configs(request)

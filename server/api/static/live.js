@@ -1,9 +1,14 @@
 // Live unit page: polls the JSON API (same-origin, session cookie) and redraws. No external code.
+// Texts come translated from the page (data-t-* attributes), so this file has no language of its own.
 (function () {
-  const unit = document.currentScript.dataset.unit;
+  const script = document.currentScript;
+  const unit = script.dataset.unit;
+  const locale = script.dataset.locale || "vi-VN";
+  const t = (key, values) => Object.entries(values || {}).reduce(
+    (text, [k, v]) => text.replace("{" + k + "}", v), script.dataset["t" + key[0].toUpperCase() + key.slice(1)] || key);
   const $ = (id) => document.getElementById(id);
   const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}[c]));
-  const hhmm = (iso) => new Date(iso).toLocaleTimeString("vi-VN", {hour: "2-digit", minute: "2-digit", second: "2-digit"});
+  const hhmm = (iso) => new Date(iso).toLocaleTimeString(locale, {hour: "2-digit", minute: "2-digit", second: "2-digit"});
 
   function label(r, labels) {
     if (r.levels === labels.length) return labels[r.rating - 1];
@@ -16,18 +21,18 @@
       const online = c.devices.some((d) => d.online);
       const who = c.official
         ? `<strong>${esc(c.official.name)}</strong><br><span class="muted">${esc(c.official.post)}</span>`
-        : `<span class="muted">Chưa có cán bộ đăng nhập</span>`;
+        : `<span class="muted">${esc(t("nobody"))}</span>`;
       return `<article class="card counter" data-counter="${esc(c.code)}">
-        <h3><span class="dot ${online ? "on" : ""}" title="${online ? "Thiết bị trực tuyến" : "Thiết bị mất kết nối"}"></span> ${esc(c.name)}</h3>
-        <p>${who}</p><p class="muted">Hôm nay: ${c.ratings_today} lượt (${c.counted_today} hợp lệ)</p></article>`;
+        <h3><span class="dot ${online ? "on" : ""}" title="${esc(online ? t("online") : t("offline"))}"></span> ${esc(c.name)}</h3>
+        <p>${who}</p><p class="muted">${esc(t("today", {n: c.ratings_today, c: c.counted_today}))}</p></article>`;
     }).join("");
     $("feed").innerHTML = data.latest.map((r) => {
       const cls = r.rating === 1 ? "r1" : r.rating === r.levels ? "rtop" : "";
-      const note = r.misuse ? "Bấm liên tục (không tính)" : r.status !== "accepted" ? "Chờ xác định cán bộ" : "";
+      const note = r.misuse ? t("misuse") : r.status !== "accepted" ? t("waiting") : "";
       return `<tr><td>${hhmm(r.time)}</td><td>${esc(r.counter)}</td><td>${esc(r.official || "—")}</td>
-        <td class="${cls}">${esc(label(r, data.labels))}</td><td class="muted">${note}</td></tr>`;
+        <td class="${cls}">${esc(label(r, data.labels))}</td><td class="muted">${esc(note)}</td></tr>`;
     }).join("");
-    $("updated").textContent = "lúc " + new Date().toLocaleTimeString("vi-VN");
+    $("updated").textContent = t("at", {time: new Date().toLocaleTimeString(locale)});
   }
 
   async function tick() {
@@ -35,9 +40,9 @@
       const res = await fetch(`/api/v1/units/${encodeURIComponent(unit)}/live`, {credentials: "same-origin"});
       if (res.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname); return; }
       if (res.ok) draw(await res.json());
-      else $("updated").textContent = "lỗi " + res.status;
+      else $("updated").textContent = t("error", {status: res.status});
     } catch (e) {
-      $("updated").textContent = "mất kết nối tới máy chủ, đang thử lại…";
+      $("updated").textContent = t("lost");
     }
   }
   tick();
