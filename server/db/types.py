@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer
+from sqlalchemy import BigInteger, DateTime, Integer, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -46,3 +47,31 @@ def from_ms(ms: int) -> datetime:
 def to_ms(value: datetime) -> int:
     """Aware datetime -> Unix milliseconds."""
     return round(value.timestamp() * 1000)
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A Decimal stored as its text on every backend: exact, and the same digits back on SQLite and PostgreSQL.
+
+    Scores are hashed (server.scoring.result_digest), so 2.5 must come back as 2.5, not 2.5000 or 2.4999….
+    """
+
+    impl = String(24)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise ValueError(f"{value!r}: pass a finite Decimal")
+        return plain_decimal(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+def plain_decimal(value: Decimal) -> str:
+    """Fixed-point text without trailing zeros: Decimal('2.500') -> '2.5', Decimal('1E+2') -> '100'."""
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
