@@ -64,9 +64,11 @@ LISTED = (SCORE_SNAPSHOTS.c.id, SCORE_SNAPSHOTS.c.unit_id, SCORE_SNAPSHOTS.c.off
 
 
 def current_page(conn: Connection, *, period: str, unit_ids: Sequence[int], after: tuple[int, int],
-                 limit: int) -> list[Any]:
-    """Current versions in these units, in (unit id, official id) order after `after`."""
-    q = (select(*LISTED).where(SCORE_SNAPSHOTS.c.period == period, CURRENT,
+                 limit: int, amended_only: bool = False) -> list[Any]:
+    """Current versions in these units, in (unit id, official id) order after `after`, with who they are."""
+    q = (select(*LISTED, OFFICIALS.c.code, OFFICIALS.c.full_name, OFFICIALS.c.duty_group)
+         .join(OFFICIALS, OFFICIALS.c.id == SCORE_SNAPSHOTS.c.official_id)
+         .where(SCORE_SNAPSHOTS.c.period == period, CURRENT, SCORE_SNAPSHOTS.c.version > (1 if amended_only else 0),
                                SCORE_SNAPSHOTS.c.unit_id.in_(list(unit_ids)),
                                (SCORE_SNAPSHOTS.c.unit_id > after[0]) |
                                ((SCORE_SNAPSHOTS.c.unit_id == after[0]) & (SCORE_SNAPSHOTS.c.official_id > after[1])))
