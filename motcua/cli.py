@@ -310,11 +310,14 @@ def credential_set(official: str, method: Annotated[str, typer.Option(help="pin 
 
 @admin_app.command("token-create")
 def token_create(name: str,
-                 scope: Annotated[list[str], typer.Option(help="Repeat: sessions:write, read, admin")]) -> None:
+                 scope: Annotated[list[str], typer.Option(help="Repeat: sessions:write, read, admin, read:scores, "
+                                                               "tasks:write")],
+                 unit: Annotated[list[str] | None, typer.Option(help="Repeat: limit the token to these units")]
+                 = None) -> None:
     """Create an API token for a machine client; it is printed once."""
     from server.registry import create_api_token
 
-    token = _admin(lambda c: create_api_token(c, name=name, scopes=scope, actor="cli"))
+    token = _admin(lambda c: create_api_token(c, name=name, scopes=scope, actor="cli", units=unit))
     typer.echo(token)
 
 

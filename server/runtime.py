@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 
 from server.api.app import create_app
 from server.clips.service import ClipService
+from server.evaluation.webhooks import Deliverer
 from server.ingest.service import IngestService
 from server.settings import Settings
 
@@ -78,10 +79,14 @@ def run_server(settings: Settings, engine: Engine, *, with_ingest: bool) -> None
     if clips.worker is not None:
         clips.worker.start()
     app = create_app(settings, engine, registry=registry, ingest=ingest, clip_service=clips)
+    webhooks = Deliverer(engine, settings.webhooks).start() if settings.webhooks.deliver else None
+    app.state.webhooks = webhooks  # woken by month close/finalise/amend requests
     try:
         uvicorn.run(app, host=settings.api.host, port=settings.api.port, log_level="info", proxy_headers=True,
                     lifespan="off")
     finally:
+        if webhooks is not None:
+            webhooks.stop()
         if clips.worker is not None:
             clips.worker.stop()
         if ingest is not None:

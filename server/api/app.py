@@ -13,7 +13,20 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from motcua import __version__
 from server.api import errors
-from server.api.routes import clips, device_clips, devices, health, officials, quarantine, sessions, units, web
+from server.api.routes import (
+    clips,
+    device_clips,
+    devices,
+    health,
+    hr,
+    months,
+    officials,
+    quarantine,
+    sessions,
+    tasks,
+    units,
+    web,
+)
 from server.clips.service import ClipService
 from server.settings import Settings
 
@@ -42,6 +55,8 @@ def create_app(settings: Settings, engine: Engine, *, registry: CollectorRegistr
                        session_cookie="motcua_session", max_age=SESSION_MAX_AGE_S, same_site="lax", https_only=https)
     errors.install(app)
     for module in (health, sessions, officials, quarantine, devices, units, clips, device_clips, web):
+        app.include_router(module.router)
+    for module in (hr, tasks, months):  # issue 6: scores for HR, task results, the month lifecycle
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
     return app

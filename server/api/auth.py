@@ -20,7 +20,7 @@ from server.db.models import TOKEN_UNITS, TOKENS, USER_UNITS, USERS
 from server.db.types import utcnow
 from server.registry import token_digest
 
-IMPLIED = {"admin": {"read", "sessions:write"}}  # holding a scope grants these too
+IMPLIED = {"admin": {"read", "sessions:write", "read:scores", "tasks:write"}}  # holding a scope grants these too
 ROLE_SCOPES = {"admin": frozenset({"admin"}), "viewer": frozenset({"read"})}
 UNSCOPED_ROLES = {"admin", "viewer"}  # see every unit; any other role sees only its user_units rows
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}

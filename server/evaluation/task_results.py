@@ -315,3 +315,14 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     return "" if value is None else str(value)
+
+
+def clear_sheet(conn: Connection, *, official_id: int, official: str, period: str, actor: str) -> int:
+    """Remove every task result of an official-month (an empty sheet from the unit head)."""
+    from server.audit import record
+
+    done = conn.execute(delete(TASK_RESULTS).where(TASK_RESULTS.c.official_id == official_id,
+                                                   TASK_RESULTS.c.period == period)).rowcount
+    record(conn, actor=actor, action="tasks.write", target_type="official_month", target_id=f"{official}/{period}",
+           detail={"mode": "replace", "source": "unit_head", "rows": 0, "removed": done})
+    return int(done)
