@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from motcua import evaluation_cli
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
@@ -29,6 +31,7 @@ device_app = typer.Typer(help="Provision, list and revoke counter devices.", no_
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(device_app, name="device")
+evaluation_cli.register(app)  # month, tasks, webhook (motcua/evaluation_cli.py)
 
 _state: dict[str, Any] = {"config": None}
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file (else $MOTCUA_CONFIG)")]
