@@ -79,14 +79,16 @@ class UnitMonth:
     undecided_reviews: list[int]  # pending or contested review ids of the unit's officials
 
 
-def _scope(column: ColumnElement[Any], unit_ids: Sequence[int] | None) -> ColumnElement[bool]:
-    """Rows of officials in these units (all when None)."""
-    if unit_ids is None:
+def _scope(column: ColumnElement[Any], official_ids: Sequence[int] | None) -> ColumnElement[bool]:
+    """Rows of these officials (of anyone when None). An explicit id list, not a subquery: PostgreSQL then
+    reads one unit's month through ix_events_official_time instead of scanning the whole month."""
+    if official_ids is None:
         return column.is_not(None)
-    return column.in_(select(OFFICIALS.c.id).where(OFFICIALS.c.unit_id.in_(list(unit_ids))))
+    return column.in_(list(official_ids))
 
 
-def members(conn: Connection, *, unit_ids: Sequence[int] | None, with_activity: Iterable[int] = ()) -> list[Member]:
+def members(conn: Connection, *, unit_ids: Sequence[int] | None, with_activity: Iterable[int] = (),
+            everyone: bool = False) -> list[Member]:
     """Active officials of the units, and inactive ones who have something in the period (`with_activity`)."""
     q = (select(OFFICIALS.c.id, OFFICIALS.c.code, OFFICIALS.c.full_name, OFFICIALS.c.unit_id, UNITS.c.code,
                 OFFICIALS.c.duty_group, OFFICIALS.c.active)
@@ -94,11 +96,12 @@ def members(conn: Connection, *, unit_ids: Sequence[int] | None, with_activity: 
     if unit_ids is not None:
         q = q.where(OFFICIALS.c.unit_id.in_(list(unit_ids)))
     active = set(with_activity)
-    return [Member(r[0], r[1], r[2], r[3], r[4], r[5]) for r in conn.execute(q) if r[6] or r[0] in active]
+    return [Member(r[0], r[1], r[2], r[3], r[4], r[5]) for r in conn.execute(q).tuples().all()
+            if everyone or r[6] or r[0] in active]
 
 
 def rating_counts(conn: Connection, *, start: datetime, end: datetime,
-                  unit_ids: Sequence[int] | None) -> list[Any]:
+                  official_ids: Sequence[int] | None) -> list[Any]:
     """(official, service type, levels, rating, valid, misuse, duplicate, annulled) for accepted ratings."""
     annulled_ids = (select(REVIEWS.c.annulled_event_id.label("eid"))
                     .where(REVIEWS.c.status == ReviewStatus.DISMISSED, REVIEWS.c.annulled_event_id.is_not(None))
@@ -115,23 +118,32 @@ def rating_counts(conn: Connection, *, start: datetime, end: datetime,
          .outerjoin(annulled_ids, annulled_ids.c.eid == EVENTS.c.id)
          .where(EVENTS.c.typ == "rating", EVENTS.c.status == EventStatus.ACCEPTED, EVENTS.c.event_time >= start,
                 EVENTS.c.event_time < end, EVENTS.c.rating.is_not(None), EVENTS.c.levels.is_not(None),
-                _scope(EVENTS.c.official_id, unit_ids))
+                _scope(EVENTS.c.official_id, official_ids))
          .group_by(EVENTS.c.official_id, COUNTERS.c.service_type, EVENTS.c.levels, EVENTS.c.rating))
-    return list(conn.execute(q))
+    return list(conn.execute(q).tuples().all())
 
 
-def review_verdicts(conn: Connection, *, start: datetime, end: datetime, unit_ids: Sequence[int] | None) -> list[Any]:
+def review_verdicts(conn: Connection, *, start: datetime, end: datetime,
+                    official_ids: Sequence[int] | None) -> list[Any]:
     """Reviews attributed to officials, by the month of the event they are about."""
     q = (select(REVIEWS.c.id, REVIEWS.c.official_id, REVIEWS.c.kind, REVIEWS.c.status, REVIEWS.c.severity)
-         .where(REVIEWS.c.event_time >= start, REVIEWS.c.event_time < end, _scope(REVIEWS.c.official_id, unit_ids))
+         .where(REVIEWS.c.event_time >= start, REVIEWS.c.event_time < end,
+                _scope(REVIEWS.c.official_id, official_ids))
          .order_by(REVIEWS.c.id))
-    return list(conn.execute(q))
+    return list(conn.execute(q).all())
 
 
-def task_results(conn: Connection, *, period: str, unit_ids: Sequence[int] | None) -> list[Any]:
-    q = (select(TASK_RESULTS).where(TASK_RESULTS.c.period == period, _scope(TASK_RESULTS.c.official_id, unit_ids))
+TASK_COLUMNS = (TASK_RESULTS.c.official_id, TASK_RESULTS.c.kind, TASK_RESULTS.c.key, TASK_RESULTS.c.points,
+                TASK_RESULTS.c.label, TASK_RESULTS.c.completed, TASK_RESULTS.c.quality_failures, TASK_RESULTS.c.delays,
+                TASK_RESULTS.c.objective_cause)
+
+
+def task_results(conn: Connection, *, period: str, official_ids: Sequence[int] | None) -> list[Any]:
+    """(official, kind, key, points, label, completed, quality_failures, delays, objective_cause) rows."""
+    q = (select(*TASK_COLUMNS).where(TASK_RESULTS.c.period == period, _scope(TASK_RESULTS.c.official_id,
+                                                                               official_ids))
          .order_by(TASK_RESULTS.c.id))
-    return list(conn.execute(q))
+    return list(conn.execute(q).tuples().all())
 
 
 def unit_months(conn: Connection, *, period: str, start: datetime, end: datetime,
@@ -142,12 +154,13 @@ def unit_months(conn: Connection, *, period: str, start: datetime, end: datetime
     provisional. (Under "block" the caller refuses to close a unit that has any.)
     """
     gathered: dict[int, _Gathered] = defaultdict(_Gathered)
-    for r in rating_counts(conn, start=start, end=end, unit_ids=unit_ids):
-        _add_ratings(gathered[r.official_id], r)
-    for r in review_verdicts(conn, start=start, end=end, unit_ids=unit_ids):
+    ids = None if unit_ids is None else [m.id for m in members(conn, unit_ids=unit_ids, everyone=True)]
+    for r in rating_counts(conn, start=start, end=end, official_ids=ids):
+        _add_ratings(gathered[r[0]], r)
+    for r in review_verdicts(conn, start=start, end=end, official_ids=ids):
         _add_review(gathered[r.official_id], r)
-    for r in task_results(conn, period=period, unit_ids=unit_ids):
-        _add_task_result(gathered[r.official_id], r)
+    for r in task_results(conn, period=period, official_ids=ids):
+        _add_task_result(gathered[r[0]], r)
     measures = policy.spec.discipline.measures
     by_unit: dict[int, UnitMonth] = {}
     for m in sorted(members(conn, unit_ids=unit_ids, with_activity=gathered), key=lambda m: (m.unit_id, m.id)):
@@ -159,14 +172,15 @@ def unit_months(conn: Connection, *, period: str, start: datetime, end: datetime
     return list(by_unit.values())
 
 
-def _add_ratings(g: _Gathered, r: Any) -> None:
-    valid = int(r.n) - int(r.misuse) - int(r.duplicate) - int(r.annulled)
-    g.misuse += int(r.misuse)
-    g.duplicate += int(r.duplicate)
-    g.annulled += int(r.annulled)
-    if valid and 1 <= r.rating <= r.levels:
-        counts = g.ratings.setdefault((r.service_type or NO_SERVICE_TYPE, r.levels), [0] * r.levels)
-        counts[r.rating - 1] += valid
+def _add_ratings(g: _Gathered, r: tuple[Any, ...]) -> None:
+    _official, service_type, levels, rating, n, misuse, duplicate, annulled = r
+    g.misuse += misuse
+    g.duplicate += duplicate
+    g.annulled += annulled
+    valid = n - misuse - duplicate - annulled
+    if valid and 1 <= rating <= levels:
+        counts = g.ratings.setdefault((service_type or NO_SERVICE_TYPE, levels), [0] * levels)
+        counts[rating - 1] += valid
 
 
 def _add_review(g: _Gathered, r: Any) -> None:
@@ -180,19 +194,18 @@ def _add_review(g: _Gathered, r: Any) -> None:
         g.undecided.append(int(r.id))
 
 
-def _add_task_result(g: _Gathered, r: Any) -> None:
-    kind = TaskResultKind(r.kind)
-    if kind is TaskResultKind.TASK:
-        g.tasks.append(TaskItem(r.key, r.points, r.label, r.completed, r.quality_failures, r.delays,
-                                r.objective_cause))
-    elif kind is TaskResultKind.BONUS:
-        g.bonuses.append(Adjustment(r.key, r.points, r.label))
-    elif kind is TaskResultKind.PENALTY:
-        g.penalties.append(Adjustment(r.key, r.points, r.label))
-    elif kind is TaskResultKind.GENERAL:
-        g.general[r.key] = r.points
+def _add_task_result(g: _Gathered, r: tuple[Any, ...]) -> None:
+    _official, kind, key, points, label, completed, quality_failures, delays, objective_cause = r
+    if kind == TaskResultKind.TASK:
+        g.tasks.append(TaskItem(key, points, label, completed, quality_failures, delays, objective_cause))
+    elif kind == TaskResultKind.BONUS:
+        g.bonuses.append(Adjustment(key, points, label))
+    elif kind == TaskResultKind.PENALTY:
+        g.penalties.append(Adjustment(key, points, label))
+    elif kind == TaskResultKind.GENERAL:
+        g.general[key] = points
     else:
-        g.discipline.append(r.key)
+        g.discipline.append(key)
 
 
 def _official_period(m: Member, g: _Gathered, measures: Sequence[str], at_close: bool) -> OfficialPeriod:
