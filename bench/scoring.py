@@ -99,7 +99,7 @@ def _insert_ratings(engine: Engine, first: int, last: int, officials: int) -> No
                CASE WHEN r < 0.05 THEN 1 WHEN r < 0.15 THEN 2 WHEN r < 0.45 THEN 3 ELSE 4 END, 4,
                g % 50 = 3, g % 100 = 11, '{}', '\\x7b7d'
         FROM (SELECT g, (g % :n) + 1 AS o, 2 * ((g % :n) / :per) + 1 + (g / :n) % 2 AS c,
-                     :t0 + (g * 7919) % (31 * 86400) AS t, random() AS r
+                     :t0 + (g::bigint * 7919) % (31 * 86400) AS t, random() AS r
               FROM generate_series(:a, :b) g) s
     """, n=officials, per=PER_UNIT, t0=MONTH_START_S, a=first, b=last)
 

@@ -50,9 +50,10 @@ def to_ms(value: datetime) -> int:
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
-    """A Decimal stored as its text on every backend: exact, and the same digits back on SQLite and PostgreSQL.
+    """A Decimal stored as its text on every backend: exact, with its places ("84.00" stays "84.00").
 
-    Scores are hashed (server.scoring.result_digest), so 2.5 must come back as 2.5, not 2.5000 or 2.4999….
+    Scores are hashed (server.scoring.result_digest): what is read back must be the same digits on
+    SQLite and PostgreSQL, never 2.5000 or 2.4999….
     """
 
     impl = String(24)
@@ -63,15 +64,12 @@ class ExactDecimal(TypeDecorator[Decimal]):
             return None
         if not isinstance(value, Decimal) or not value.is_finite():
             raise ValueError(f"{value!r}: pass a finite Decimal")
-        return plain_decimal(value)
+        return decimal_text(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
         return None if value is None else Decimal(value)
 
 
-def plain_decimal(value: Decimal) -> str:
-    """Fixed-point text without trailing zeros: Decimal('2.500') -> '2.5', Decimal('1E+2') -> '100'."""
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("", "-0") else text
+def decimal_text(value: Decimal) -> str:
+    """Fixed-point text, never an exponent: Decimal('1E+2') -> '100', Decimal('84.00') -> '84.00'."""
+    return format(value, "f")

@@ -96,7 +96,7 @@ def members(conn: Connection, *, unit_ids: Sequence[int] | None, with_activity: 
     if unit_ids is not None:
         q = q.where(OFFICIALS.c.unit_id.in_(list(unit_ids)))
     active = set(with_activity)
-    return [Member(r[0], r[1], r[2], r[3], r[4], r[5]) for r in conn.execute(q).tuples().all()
+    return [Member(r[0], r[1], r[2], r[3], r[4], r[5]) for r in conn.execute(q).all()
             if everyone or r[6] or r[0] in active]
 
 
@@ -120,7 +120,7 @@ def rating_counts(conn: Connection, *, start: datetime, end: datetime,
                 EVENTS.c.event_time < end, EVENTS.c.rating.is_not(None), EVENTS.c.levels.is_not(None),
                 _scope(EVENTS.c.official_id, official_ids))
          .group_by(EVENTS.c.official_id, COUNTERS.c.service_type, EVENTS.c.levels, EVENTS.c.rating))
-    return list(conn.execute(q).tuples().all())
+    return list(conn.execute(q).all())
 
 
 def review_verdicts(conn: Connection, *, start: datetime, end: datetime,
@@ -143,7 +143,7 @@ def task_results(conn: Connection, *, period: str, official_ids: Sequence[int] |
     q = (select(*TASK_COLUMNS).where(TASK_RESULTS.c.period == period, _scope(TASK_RESULTS.c.official_id,
                                                                                official_ids))
          .order_by(TASK_RESULTS.c.id))
-    return list(conn.execute(q).tuples().all())
+    return list(conn.execute(q).all())
 
 
 def unit_months(conn: Connection, *, period: str, start: datetime, end: datetime,

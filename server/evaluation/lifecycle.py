@@ -177,8 +177,8 @@ def finalize_month(conn: Connection, *, period: str, units: Sequence[str] | None
 def _codes(conn: Connection, official_ids: list[int]) -> dict[int, str]:
     if not official_ids:
         return {}
-    return dict(conn.execute(select(OFFICIALS.c.id, OFFICIALS.c.code)
-                             .where(OFFICIALS.c.id.in_(official_ids))).tuples().all())
+    return {r[0]: r[1] for r in conn.execute(select(OFFICIALS.c.id, OFFICIALS.c.code)
+                             .where(OFFICIALS.c.id.in_(official_ids)))}
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, insert, select, update
 
 from server.db.models import OFFICIALS, SCORE_SNAPSHOTS
-from server.db.types import plain_decimal
+from server.db.types import decimal_text
 from server.evaluation.compute import Scored
 
 COPY_COLUMNS: list[tuple[str, str]] = [
@@ -46,7 +46,7 @@ def insert_snapshots(conn: Connection, rows: list[dict[str, Any]]) -> None:
         copy.set_types([t for _, t in COPY_COLUMNS])
         for r in rows:
             copy.write_row((r["period"], r["unit_id"], r["official_id"], r["version"], r["policy_pk"],
-                            plain_decimal(r["total"]), r["grade"], Json(r["summary"]), r["result"], r["digest"],
+                            decimal_text(r["total"]), r["grade"], Json(r["summary"]), r["result"], r["digest"],
                             r["reason"], r["created_at"], r["created_by"]))
 
 

@@ -15,7 +15,7 @@ def unit_ids_for(conn: Connection, codes: Sequence[str] | None) -> dict[int, str
     """Unit id -> code for these codes (None: every unit); an unknown code is an error naming it."""
     if codes is None:
         return None
-    rows = dict(conn.execute(select(UNITS.c.code, UNITS.c.id).where(UNITS.c.code.in_(list(codes)))).tuples().all())
+    rows = {r[0]: r[1] for r in conn.execute(select(UNITS.c.code, UNITS.c.id).where(UNITS.c.code.in_(list(codes))))}
     missing = [c for c in codes if c not in rows]
     if missing:
         raise EvaluationError("not_found", f"no unit {', '.join(map(repr, missing))} (see `motcua admin list`)")
@@ -27,7 +27,7 @@ def all_units(conn: Connection, visible: frozenset[int] | None = None) -> dict[i
     q = select(UNITS.c.id, UNITS.c.code).order_by(UNITS.c.id)
     if visible is not None:
         q = q.where(UNITS.c.id.in_(list(visible)))
-    return dict(conn.execute(q).tuples().all())
+    return {r[0]: r[1] for r in conn.execute(q)}
 
 
 def month_rows(conn: Connection, *, period: str, unit_ids: Sequence[int] | None = None) -> dict[int, Any]:
