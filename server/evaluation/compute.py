@@ -4,9 +4,11 @@ whole province at close (the engine's exact arithmetic costs ~1 ms per official)
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from decimal import Decimal
 from multiprocessing import get_context
@@ -16,6 +18,7 @@ from server.evaluation.aggregate import UnitMonth
 from server.evaluation.errors import EvaluationError
 from server.scoring import InputError, OfficialPeriod, Policy, ScoreResult, canonical_json, parse_policy, score_period
 
+log = logging.getLogger("motcua.evaluation")
 # Below this many officials the scoring runs in the calling process: starting workers (a fresh
 # interpreter each, ~0.5 s) costs more than it saves. Above it, units are spread over one worker per core.
 PARALLEL_MIN_OFFICIALS = 4000
@@ -82,12 +85,21 @@ def score_for_storage(policy: Policy, data: bytes, units: Sequence[UnitMonth], *
     scored: dict[int, list[Scored]] = {}
     problems: list[dict[str, Any]] = []
     # spawn, not fork: the server calls this from a threaded process, and forking one is unsafe.
-    with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(_score_chunk, data, policy.source, period, outstanding, c) for c in chunks]
-        for f in futures:
-            done, failed = f.result()
-            scored.update(done)
-            problems += failed
+    try:
+        with ProcessPoolExecutor(max_workers=os.cpu_count(), mp_context=get_context("spawn")) as pool:
+            futures = [pool.submit(_score_chunk, data, policy.source, period, outstanding, c) for c in chunks]
+            for f in futures:
+                done, failed = f.result()
+                scored.update(done)
+                problems += failed
+    except BrokenProcessPool:
+        # A worker was killed (out of memory, an operator's kill): finish here, slower but complete.
+        log.warning("a scoring worker died; scoring the remaining units in this process")
+        failed_units = {p["unit"] for p in problems}
+        rest = [c for chunk in chunks for c in chunk if c[0] not in scored and c[1] not in failed_units]
+        done, failed = _score_chunk(data, policy.source, period, outstanding, rest)
+        scored.update(done)
+        problems += failed
     return scored, problems
 
 

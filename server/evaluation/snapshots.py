@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, literal, select, tuple_, update
 
 from server.db.models import OFFICIALS, SCORE_SNAPSHOTS
 from server.db.types import decimal_text
@@ -70,8 +70,10 @@ def current_page(conn: Connection, *, period: str, unit_ids: Sequence[int], afte
          .join(OFFICIALS, OFFICIALS.c.id == SCORE_SNAPSHOTS.c.official_id)
          .where(SCORE_SNAPSHOTS.c.period == period, CURRENT, SCORE_SNAPSHOTS.c.version > (1 if amended_only else 0),
                                SCORE_SNAPSHOTS.c.unit_id.in_(list(unit_ids)),
-                               (SCORE_SNAPSHOTS.c.unit_id > after[0]) |
-                               ((SCORE_SNAPSHOTS.c.unit_id == after[0]) & (SCORE_SNAPSHOTS.c.official_id > after[1])))
+                               # a row-value comparison: the index (period, unit_id, official_id) is read
+                               # from the cursor on, and LIMIT stops the scan after one page
+                               tuple_(SCORE_SNAPSHOTS.c.unit_id, SCORE_SNAPSHOTS.c.official_id) >
+                               tuple_(literal(after[0]), literal(after[1])))
          .order_by(SCORE_SNAPSHOTS.c.unit_id, SCORE_SNAPSHOTS.c.official_id).limit(limit))
     return list(conn.execute(q))
 
