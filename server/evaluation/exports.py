@@ -20,13 +20,13 @@ HEADER = ["Mã cán bộ", "Họ và tên", "Đơn vị", "Nhóm nhiệm vụ", 
 
 
 def all_rows(conn: Connection, *, settings: Settings, period: str, units: dict[int, str], status: str | None,
-             now: datetime) -> list[dict[str, Any]]:
+             now: datetime, everything: bool = False) -> list[dict[str, Any]]:
     """Every row of the listing, page after page."""
     rows: list[dict[str, Any]] = []
     after: tuple[int, int] | None = (0, 0)
     while after is not None:
         page, after = reads.scores_page(conn, settings=settings, period=period, units=units, status=status,
-                                        after=after, limit=PAGE, now=now)
+                                        after=after, limit=PAGE, now=now, everything=everything)
         rows += page
     return rows
 

@@ -31,7 +31,7 @@ from server.evaluation.compute import score_unit, summary_of
 from server.evaluation.errors import EvaluationError
 from server.evaluation.periods import bounds, check_period, check_year
 from server.evaluation.policies import StoredPolicy, active_policy, stored_policy
-from server.evaluation.units import all_units, month_rows
+from server.evaluation.units import all_units, month_rows, month_states
 from server.scoring import OfficialYear, ScoreResult, score_year, to_plain
 from server.settings import Settings
 
@@ -117,17 +117,20 @@ Page = tuple[list[dict[str, Any]], tuple[int, int] | None]  # rows, and where th
 
 
 def scores_page(conn: Connection, *, settings: Settings, period: str, units: dict[int, str], status: str | None,
-                after: tuple[int, int], limit: int, now: datetime) -> Page:
+                after: tuple[int, int], limit: int, now: datetime, everything: bool = False) -> Page:
     """Scores of `units` (id -> code, the caller's visible and chosen units) for a period, after `after`.
 
     Returns the rows and the position to continue from (None on the last page). `status` keeps
-    provisional, closed, final (final and amended) or amended rows only.
+    provisional, closed, final (final and amended) or amended rows only. `everything`: `units` holds
+    every unit of the database (the caller may read all of them).
     """
     check_period(period)
     if status is not None and status not in STATUSES:
         raise EvaluationError("invalid", f"status {status!r}: choose one of {', '.join(STATUSES)}")
-    states = {u: r.state for u, r in month_rows(conn, period=period, unit_ids=list(units)).items()}
-    order = [u for u in sorted(units) if u >= after[0] and _unit_matches(states.get(u), status)]
+    states = {u: state for u, state in month_states(conn, period=period).items() if u in units}
+    ranked = sorted(units)
+    position = {u: i for i, u in enumerate(ranked)}
+    order = [u for u in ranked if u >= after[0] and _unit_matches(states.get(u), status)]
     rows: list[dict[str, Any]] = []
     live: StoredPolicy | None = None
     refs: dict[int, dict[str, str]] = {}
@@ -137,8 +140,11 @@ def scores_page(conn: Connection, *, settings: Settings, period: str, units: dic
             j = i
             while j < len(order) and order[j] in states:
                 j += 1
+            # every unit of the database between the run's ends is in the run: a range, not a list
+            whole = everything and position[order[j - 1]] - position[order[i]] == j - 1 - i
             got = snapshots.current_page(conn, period=period, unit_ids=order[i:j], after=after,
-                                         limit=limit - len(rows), amended_only=status == "amended")
+                                         limit=limit - len(rows), amended_only=status == "amended",
+                                         whole_range=whole)
             refs.update(_policy_refs(conn, {r.policy_pk for r in got} - set(refs)))
             rows += [_snapshot_row(r, period, units[r.unit_id], states[r.unit_id], refs[r.policy_pk]) for r in got]
             after = (got[-1].unit_id, got[-1].official_id) if got else (order[j - 1], 2**31)

@@ -36,3 +36,9 @@ def month_rows(conn: Connection, *, period: str, unit_ids: Sequence[int] | None 
     if unit_ids is not None:
         q = q.where(SCORE_MONTHS.c.unit_id.in_(list(unit_ids)))
     return {r.unit_id: r for r in conn.execute(q)}
+
+
+def month_states(conn: Connection, *, period: str) -> dict[int, str]:
+    """Unit id -> state of every closed or final unit month of the period (one light query)."""
+    q = select(SCORE_MONTHS.c.unit_id, SCORE_MONTHS.c.state).where(SCORE_MONTHS.c.period == period)
+    return {r[0]: r[1] for r in conn.execute(q)}

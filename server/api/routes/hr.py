@@ -57,7 +57,8 @@ def list_scores(request: Request, period: str = PERIOD, unit: str | None = UNIT,
     with request.app.state.engine.connect() as conn:
         units = reads.visible_units(conn, visible=who.units, unit=unit)
         rows, nxt = reads.scores_page(conn, settings=request.app.state.settings, period=period, units=units,
-                                      status=status, after=reads.decode_cursor(cursor, query), limit=limit, now=_now())
+                                      status=status, after=reads.decode_cursor(cursor, query), limit=limit, now=_now(),
+                                      everything=who.units is None and unit is None)
     page = ScorePage.model_validate({"items": rows, "next_cursor": reads.encode_cursor(nxt, query) if nxt else None})
     return _json(request, page)
 
@@ -72,7 +73,7 @@ def export_scores(request: Request, period: str = PERIOD, unit: str | None = UNI
     with request.app.state.engine.connect() as conn:
         units = reads.visible_units(conn, visible=who.units, unit=unit)
         rows = exports.all_rows(conn, settings=request.app.state.settings, period=period, units=units,
-                                status=status, now=_now())
+                                status=status, now=_now(), everything=who.units is None and unit is None)
     name = f"diem-danh-gia-{period}{'-' + unit if unit else ''}.{format}"
     body, media = (exports.to_csv(rows), "text/csv; charset=utf-8") if format == "csv" else \
         (exports.to_xlsx(rows, period), exports.XLSX)
