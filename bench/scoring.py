@@ -173,11 +173,13 @@ def hr_pages(engine: Engine, db_url: str, requests: int) -> dict[str, Any]:
 
     from server import registry
     from server.api.app import create_app
+    from server.runtime import freeze_startup_heap
     from server.settings import Settings
 
     with engine.begin() as conn:
         token = registry.create_api_token(conn, name="hr", scopes=["read:scores"], actor="bench")
     client = TestClient(create_app(Settings(mode="demo", database_url=db_url), engine))
+    freeze_startup_heap()  # as `motcua server` does before it serves
     headers = {"Authorization": f"Bearer {token}"}
     pages, health = [], []
     cursor: str | None = None

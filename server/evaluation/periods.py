@@ -10,8 +10,12 @@ from zoneinfo import ZoneInfo
 from server.evaluation.errors import EvaluationError
 from server.queries import month_bounds
 
-PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
-YEAR = re.compile(r"^\d{4}$")
+# Years 2000-2999: evaluations exist from 2018 on, and every month of the range has a next month that
+# Python's datetime can represent (year 9999's December would not).
+PERIOD_PATTERN = r"^2\d{3}-(0[1-9]|1[0-2])$"
+YEAR_PATTERN = r"^2\d{3}$"
+PERIOD = re.compile(PERIOD_PATTERN)
+YEAR = re.compile(YEAR_PATTERN)
 
 
 class Phase(StrEnum):
@@ -24,7 +28,7 @@ class Phase(StrEnum):
 def check_period(period: str) -> str:
     """The period if it is YYYY-MM, else an error that shows the format."""
     if not PERIOD.match(period):
-        raise EvaluationError("invalid", f"period {period!r}: write the month as YYYY-MM, e.g. 2026-03")
+        raise EvaluationError("invalid", f"period {period!r}: write the month as YYYY-MM (2000-2999), e.g. 2026-03")
     return period
 
 

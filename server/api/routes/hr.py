@@ -19,15 +19,15 @@ from server.api.score_schemas import MonthUnit, ScoreDetail, ScorePage, YearPage
 from server.db.types import utcnow
 from server.evaluation import exports, reads
 from server.evaluation.lifecycle import month_status
-from server.evaluation.periods import check_year
+from server.evaluation.periods import PERIOD_PATTERN, YEAR_PATTERN, check_year
 
 router = APIRouter(prefix="/api/v1/hr", tags=["hr"])
-PERIOD = Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="The month, YYYY-MM", examples=["2026-03"])
-PATH_PERIOD = Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", description="The month, YYYY-MM", examples=["2026-03"])
+PERIOD = Query(pattern=PERIOD_PATTERN, description="The month, YYYY-MM", examples=["2026-03"])
+PATH_PERIOD = Path(pattern=PERIOD_PATTERN, description="The month, YYYY-MM", examples=["2026-03"])
 UNIT = Query(None, max_length=32, description="Only this unit (code)", examples=["P-MK"])
 STATUS = Query(None, description="final (final and amended), amended, closed or provisional",
                pattern=r"^(provisional|closed|final|amended)$")
-YEAR = Path(pattern=r"^\d{4}$", examples=["2026"])
+YEAR = Path(pattern=YEAR_PATTERN, examples=["2026"])
 CURSOR = Query(None, max_length=200, description="next_cursor of the previous page, exactly as received")
 MAX_PAGE = 500
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -59,8 +59,11 @@ def list_scores(request: Request, period: str = PERIOD, unit: str | None = UNIT,
         rows, nxt = reads.scores_page(conn, settings=request.app.state.settings, period=period, units=units,
                                       status=status, after=reads.decode_cursor(cursor, query), limit=limit, now=_now(),
                                       everything=who.units is None and unit is None)
-    page = ScorePage.model_validate({"items": rows, "next_cursor": reads.encode_cursor(nxt, query) if nxt else None})
-    return _json(request, page)
+    page = {"items": rows, "next_cursor": reads.encode_cursor(nxt, query) if nxt else None}
+    # The rows are built field by field to ScoreRow's schema (the schemathesis test holds them to it);
+    # json.dumps saves the validate-then-dump round trip on 500 rows.
+    return conditional(request, json.dumps(page, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+                       "application/json")
 
 
 @router.get("/scores/export", responses={**ERROR_RESPONSES, 200: {

@@ -13,10 +13,11 @@ from server.api.auth import Principal, require
 from server.api.score_schemas import AmendedOut, AmendIn, CloseIn, CloseOut, FinalizeIn, FinalizeOut
 from server.db.types import utcnow
 from server.evaluation import lifecycle
+from server.evaluation.periods import PERIOD_PATTERN
 
 router = APIRouter(prefix="/api/v1/months", tags=["months"])
 admin = require("admin")
-PERIOD = Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-03"])
+PERIOD = Path(pattern=PERIOD_PATTERN, examples=["2026-03"])
 
 
 def _wake(request: Request) -> None:

@@ -11,12 +11,13 @@ from server.api.auth import Principal, require
 from server.api.errors import ApiError
 from server.api.score_schemas import ImportOut, Sheet, SheetIn, TaskImport
 from server.evaluation import task_results
+from server.evaluation.periods import PERIOD_PATTERN
 from server.evaluation.policies import active_policy
 from server.evaluation.task_results import ImportReport, Mode
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["task results"])
 writer = require("tasks:write")
-PERIOD = Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$", examples=["2026-03"])
+PERIOD = Path(pattern=PERIOD_PATTERN, examples=["2026-03"])
 MODE = Query("upsert", description="upsert or replace (see POST /api/v1/tasks)")
 MAX_CSV = 32 * 1024 * 1024  # ~200,000 rows
 
