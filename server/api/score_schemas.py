@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_IN = ConfigDict(extra="forbid")
+_IN = ConfigDict(extra="forbid", coerce_numbers_to_str=True)  # points may come as 4 or "4"
 Decimal = str  # on the wire: a decimal string
 
 POLICY_EXAMPLE: dict[str, Any] = {"id": "nd335", "version": "2026.1", "sha256": "3f9c…"}
@@ -146,7 +146,7 @@ class YearPage(BaseModel):
 
 
 class TaskRowIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, json_schema_extra={"examples": [
         {"period": "2026-03", "official": "CB-0042", "kind": "task", "key": "T2", "label": "Hồ sơ hộ tịch",
          "points": "2", "completed": True, "delays": 1}]})
     period: str
@@ -249,7 +249,7 @@ class SheetMeasure(BaseModel):
 class SheetIn(BaseModel):
     """The unit head's whole sheet for one official-month: it replaces what was there."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, json_schema_extra={"examples": [
         {"tasks": [{"key": "T1", "label": "Hồ sơ", "points": "4"}], "general": {"pham_chat": "9"}}]})
     tasks: list[SheetTask] = []
     bonuses: list[SheetItem] = []

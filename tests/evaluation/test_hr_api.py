@@ -191,3 +191,26 @@ def test_year_endpoint_rolls_up_final_months(client: TestClient, engine: Engine)
     assert first["months"] == 1 and first["monthly_totals"] == {"2026-03": first["total"]}
     paged = client.get("/api/v1/hr/years/2026", params={"limit": "3"}, headers=hr).json()
     assert len(paged["items"]) == 3 and paged["next_cursor"]
+
+
+def test_months_api_closes_finalizes_and_amends_for_admins_only(client: TestClient, engine: Engine) -> None:
+    hr, admin = token(engine, "read:scores"), token(engine, "admin")
+    refused = client.post("/api/v1/months/2026-03/close", json={"units": ["U-B"]}, headers=hr)
+    assert refused.status_code == 403
+    closed = client.post("/api/v1/months/2026-03/close", json={"units": ["U-B"]}, headers=admin)
+    assert closed.status_code == 200 and closed.json()["closed"] == ["U-B"] and closed.json()["officials"] == 4
+    assert client.post("/api/v1/months/2026-04/finalize", json={"units": ["U-B"]}, headers=admin).status_code == 409
+    final = client.post("/api/v1/months/2026-03/finalize", json={}, headers=admin)
+    assert final.json() == {"period": "2026-03", "finalized": ["U-B"]}
+    nothing = client.post("/api/v1/months/2026-03/amendments", json={"unit": "U-B", "reason": "a check, no change"},
+                          headers=admin)
+    assert nothing.status_code == 409 and "nothing to amend" in nothing.json()["error"]["message"]
+    too_early = client.post("/api/v1/months/2099-01/close", json={}, headers=admin)
+    assert too_early.status_code == 409 and "not over yet" in too_early.json()["error"]["message"]
+    tasks = token(engine, "tasks:write")
+    numbers = client.post("/api/v1/tasks", json={"rows": [{"period": "2026-03", "official": "U-B-CB001",
+                                                          "key": "T9", "points": 2.5}]}, headers=tasks)
+    assert numbers.status_code == 200 and numbers.json()["closed_months"] == ["U-B/2026-03"]
+    amended = client.post("/api/v1/months/2026-03/amendments", json={"unit": "U-B", "reason": "T9 came late"},
+                          headers=admin)
+    assert amended.status_code == 201 and {a["official"] for a in amended.json()} >= {"U-B-CB001"}
