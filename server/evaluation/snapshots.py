@@ -81,14 +81,14 @@ def current_page(conn: Connection, *, period: str, unit_ids: Sequence[int], afte
                 tuple_(SCORE_SNAPSHOTS.c.unit_id, SCORE_SNAPSHOTS.c.official_id) >
                 tuple_(literal(after[0]), literal(after[1])))
          .order_by(SCORE_SNAPSHOTS.c.unit_id, SCORE_SNAPSHOTS.c.official_id).limit(limit))
-    return list(conn.execute(q))
+    return list(conn.execute(q).all())
 
 
 def current_of_unit(conn: Connection, *, period: str, unit_id: int) -> dict[int, Any]:
     """Official id -> current snapshot (with its result) of one unit month."""
     q = select(*LISTED, SCORE_SNAPSHOTS.c.result).where(SCORE_SNAPSHOTS.c.period == period,
                                                         SCORE_SNAPSHOTS.c.unit_id == unit_id, CURRENT)
-    return {r.official_id: r for r in conn.execute(q)}
+    return {r.official_id: r for r in conn.execute(q).all()}
 
 
 def versions(conn: Connection, *, period: str, official_id: int) -> list[Any]:
@@ -97,7 +97,7 @@ def versions(conn: Connection, *, period: str, official_id: int) -> list[Any]:
                 SCORE_SNAPSHOTS.c.superseded_by)
          .where(SCORE_SNAPSHOTS.c.period == period, SCORE_SNAPSHOTS.c.official_id == official_id)
          .order_by(SCORE_SNAPSHOTS.c.version))
-    return list(conn.execute(q))
+    return list(conn.execute(q).all())
 
 
 def supersede(conn: Connection, *, old_id: int, new_id: int) -> None:

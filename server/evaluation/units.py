@@ -27,7 +27,7 @@ def all_units(conn: Connection, visible: frozenset[int] | None = None) -> dict[i
     q = select(UNITS.c.id, UNITS.c.code).order_by(UNITS.c.id)
     if visible is not None:
         q = q.where(UNITS.c.id.in_(list(visible)))
-    return {r[0]: r[1] for r in conn.execute(q)}
+    return {r[0]: r[1] for r in conn.execute(q).all()}
 
 
 def month_rows(conn: Connection, *, period: str, unit_ids: Sequence[int] | None = None) -> dict[int, Any]:
@@ -35,10 +35,10 @@ def month_rows(conn: Connection, *, period: str, unit_ids: Sequence[int] | None 
     q = select(SCORE_MONTHS).where(SCORE_MONTHS.c.period == period)
     if unit_ids is not None:
         q = q.where(SCORE_MONTHS.c.unit_id.in_(list(unit_ids)))
-    return {r.unit_id: r for r in conn.execute(q)}
+    return {r.unit_id: r for r in conn.execute(q).all()}
 
 
 def month_states(conn: Connection, *, period: str) -> dict[int, str]:
     """Unit id -> state of every closed or final unit month of the period (one light query)."""
     q = select(SCORE_MONTHS.c.unit_id, SCORE_MONTHS.c.state).where(SCORE_MONTHS.c.period == period)
-    return {r[0]: r[1] for r in conn.execute(q)}
+    return {r[0]: r[1] for r in conn.execute(q).all()}
