@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from motcua.cli import app
 from server.db.engine import make_engine
 from server.db.models import TOKEN_UNITS
 from tests.utils.evaluation import make_unit, rate
 
 
+class Ran:
+    """What `motcua ARGS` printed and returned, run in this process (no interpreter start-up per command)."""
+
+    def __init__(self, args: tuple[str, ...], env: dict[str, str]) -> None:
+        result = CliRunner().invoke(app, list(args), env=env)
+        self.returncode, self.stdout, self.stderr = result.exit_code, result.stdout, result.stderr
+
+
 def test_month_close_finalize_amend_verify_year_from_the_command_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
-    env = {**os.environ, "MOTCUA_MODE": "production", "MOTCUA_SECRET_KEY": "x" * 40, "MOTCUA_DATABASE_URL": url}
+    env = {"MOTCUA_MODE": "production", "MOTCUA_SECRET_KEY": "x" * 40, "MOTCUA_DATABASE_URL": url}
 
-    def motcua(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "motcua", *args], capture_output=True, text=True, env=env,
-                              timeout=120)
+    def motcua(*args: str) -> Ran:
+        return Ran(args, env)
 
     assert motcua("db", "upgrade").returncode == 0
     engine = make_engine(url)

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -139,12 +136,13 @@ def test_tasks_api_scoped_to_the_callers_units(engine: Engine) -> None:
 
 
 def test_cli_import_reports_rows_to_fix(tmp_path: Path) -> None:
-    env = {**os.environ, "MOTCUA_MODE": "production", "MOTCUA_SECRET_KEY": "x" * 40,
+    from tests.evaluation.test_cli_months import Ran
+
+    env = {"MOTCUA_MODE": "production", "MOTCUA_SECRET_KEY": "x" * 40,
            "MOTCUA_DATABASE_URL": f"sqlite:///{tmp_path / 'cli.sqlite3'}"}
 
-    def motcua(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "motcua", *args], capture_output=True, text=True, env=env,
-                              timeout=120)
+    def motcua(*args: str) -> Ran:
+        return Ran(args, env)
 
     assert motcua("db", "upgrade").returncode == 0
     assert motcua("admin", "unit-add", "P-MK", "UBND phường Minh Khai").returncode == 0
