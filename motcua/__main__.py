@@ -1,3 +1,6 @@
 from motcua.cli import main
 
-main()
+# Guarded: worker processes started with "spawn" (month close scoring) import this module again under
+# another name, and must not run the command a second time.
+if __name__ == "__main__":
+    main()

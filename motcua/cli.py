@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from motcua import evaluation_cli
+
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
@@ -29,6 +31,7 @@ device_app = typer.Typer(help="Provision, list and revoke counter devices.", no_
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(device_app, name="device")
+evaluation_cli.register(app)  # month, tasks, webhook (motcua/evaluation_cli.py)
 
 _state: dict[str, Any] = {"config": None}
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file (else $MOTCUA_CONFIG)")]
@@ -310,11 +313,14 @@ def credential_set(official: str, method: Annotated[str, typer.Option(help="pin 
 
 @admin_app.command("token-create")
 def token_create(name: str,
-                 scope: Annotated[list[str], typer.Option(help="Repeat: sessions:write, read, admin")]) -> None:
+                 scope: Annotated[list[str], typer.Option(help="Repeat: sessions:write, read, admin, read:scores, "
+                                                               "tasks:write")],
+                 unit: Annotated[list[str] | None, typer.Option(help="Repeat: limit the token to these units")]
+                 = None) -> None:
     """Create an API token for a machine client; it is printed once."""
     from server.registry import create_api_token
 
-    token = _admin(lambda c: create_api_token(c, name=name, scopes=scope, actor="cli"))
+    token = _admin(lambda c: create_api_token(c, name=name, scopes=scope, actor="cli", units=unit))
     typer.echo(token)
 
 

@@ -18,6 +18,7 @@ from server.db.models import (
     COUNTERS,
     DEVICES,
     OFFICIALS,
+    TOKEN_UNITS,
     TOKENS,
     UNITS,
     DeviceKind,
@@ -125,16 +126,20 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_api_token(conn: Connection, *, name: str, scopes: list[str], actor: str) -> str:
-    """A new bearer token with `scopes`; the token itself is returned once and never stored."""
+def create_api_token(conn: Connection, *, name: str, scopes: list[str], actor: str,
+                     units: list[str] | None = None) -> str:
+    """A new bearer token with `scopes`, limited to `units` (codes) if given; returned once, never stored."""
     unknown = set(scopes) - set(SCOPES)
     if unknown or not scopes:
         raise RegistryError("invalid", f"unknown scope(s) {sorted(unknown)}; choose from {sorted(SCOPES)}")
+    unit_ids = [unit_id(conn, code) for code in units or []]
     token = "mc_" + secrets.token_urlsafe(32)
     new_id = conn.execute(insert(TOKENS).values(name=name, token_sha256=token_digest(token), scopes=" ".join(scopes),
                                                 created_at=utcnow()).returning(TOKENS.c.id)).scalar_one()
+    if unit_ids:
+        conn.execute(insert(TOKEN_UNITS), [{"token_id": new_id, "unit_id": u} for u in unit_ids])
     record(conn, actor=actor, action="token.create", target_type="api_token", target_id=new_id,
-           detail={"name": name, "scopes": scopes})
+           detail={"name": name, "scopes": scopes, "units": units or None})
     return token
 
 

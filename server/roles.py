@@ -14,11 +14,12 @@ TOKEN_SCOPES = {
     "review:read": "read flagged incidents, their verdicts and history",
     "clips:view": "play and download evidence clips (every access is in the audit trail)",
     "audit:read": "read and export the audit trail",
+    "read:scores": "read monthly evaluation scores and their explanations (HR systems), within the token's units",
+    "tasks:write": "import task results and enter the unit head's points, within the token's units",
 }
 ROLE_ONLY_SCOPES = {
     "review:decide": "confirm or dismiss flagged incidents; decide an official's contest",
     "events:attribute": "assign unattributed events to the official who served",
-    "tasks:write": "enter task results and marks for a unit's officials (the scoring layer)",
     "own:read": "an official's own ratings, incidents and verdicts",
     "review:contest": "contest a confirmed verdict on one's own incident while the month is open",
 }

@@ -140,13 +140,6 @@ class ClipSettings(BaseModel):
 
 class ReviewSettings(BaseModel):
     model_config = _STRICT_SECTION
-    policy: str = Field(
-        "nd335", description="Scoring policy (shipped name or file) whose [incidents.deduction] severities a "
-                             "confirming reviewer chooses from",
-    )
-    contest_days: int = Field(
-        10, ge=0, le=90, description="Days after a month ends during which an official may contest a confirmed verdict",
-    )
     dismissed_clip_days: int = Field(
         30, ge=1, le=3650, description="Clips of dismissed incidents are deleted this many days after the dismissal",
     )
@@ -206,6 +199,30 @@ class LoginSettings(BaseModel):
     )
 
 
+class ScoringSettings(BaseModel):
+    model_config = _STRICT_SECTION
+    policy: str = Field(
+        "nd335", description="Scoring policy: a shipped one (nd335, hanoi-3814) or the path of a policy file"
+    )
+    review_days: int = Field(
+        10, ge=0, le=90,
+        description="Days after a month ends for reviewing flagged incidents; `month close` waits for them",
+    )
+    outstanding_units: list[str] = Field(
+        [], description="Unit codes rated outstanding this year (caps with outstanding_ratio, e.g. Hà Nội 40%)"
+    )
+
+
+class WebhookSettings(BaseModel):
+    model_config = _STRICT_SECTION
+    deliver: bool = Field(True, description="Deliver webhooks from the server process (background thread)")
+    timeout_s: float = Field(10.0, gt=0, le=120, description="How long a subscriber has to answer one delivery")
+    max_attempts: int = Field(8, ge=1, le=30, description="Attempts before a delivery is marked failed")
+    backoff_s: float = Field(
+        30.0, ge=0, le=3600, description="Wait before the 2nd attempt; doubled each time (30 s, 1 min, 2 min…)"
+    )
+
+
 class Settings(BaseSettings):
     """Everything the server reads at start-up. See docs/configuration.md."""
 
@@ -228,6 +245,8 @@ class Settings(BaseSettings):
     review: ReviewSettings = Field(default_factory=lambda: ReviewSettings())
     alerts: AlertSettings = Field(default_factory=lambda: AlertSettings())
     login: LoginSettings = Field(default_factory=lambda: LoginSettings())
+    scoring: ScoringSettings = Field(default_factory=lambda: ScoringSettings())
+    webhooks: WebhookSettings = Field(default_factory=lambda: WebhookSettings())
 
     @classmethod
     def settings_customise_sources(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,16 @@ from server.ingest.store import IngestRules
 from server.runtime import HttpServer
 from server.settings import Settings
 from tests.utils.browser import open_page, screenshot
-from tests.utils.console import PASSWORD, complaint, make_user, review_of, synthetic_clip_file, upload_clip
+from tests.utils.console import (
+    BOOT_MS,
+    PASSWORD,
+    complaint,
+    ingest,
+    make_user,
+    review_of,
+    synthetic_clip_file,
+    upload_clip,
+)
 from tests.utils.factories import make_office, sign_in
 
 SETTINGS = Settings(mode="demo")
@@ -96,6 +106,9 @@ def test_supervisor_reviews_an_incident_in_chromium_clip_plays_and_the_verdict_i
     office = make_office(engine, kind=DeviceKind.KIOSK)
     dev, now = office.devices[0], datetime.now(UTC).replace(microsecond=0)
     sign_in(engine, dev.counter_id, office.officials[0], now - timedelta(hours=1))
+    good = to_ms(now - timedelta(minutes=30))  # six happy citizens first: the month score has something to lose
+    ingest(engine, settings, *((dev.topic(), dev.rating(4, up=good + i * 60_000 - BOOT_MS, ts=good + i * 60_000),
+                                good + i * 60_000 + 300) for i in range(6)))
     event_id = complaint(engine, settings, dev, at=now - timedelta(minutes=3), clip=CLIP_ID, reasons=("rude", "slow"),
                          note="Cán bộ quát tháo")
     data = synthetic_clip_file(tmp_path / "clip.mkv").read_bytes()
@@ -119,6 +132,8 @@ def test_supervisor_reviews_an_incident_in_chromium_clip_plays_and_the_verdict_i
         assert abs(duration * 1000 - _clip_ms(engine)) < 150 and 1800 < duration * 1000 < 2300
         assert "Thái độ không đúng mực, Chậm" in page.inner_text("dl") and "Cán bộ 1" in page.inner_text("dl")
         screenshot(page, "console-incident")
+        assert page.inner_text("#panel-score-status") == "tạm tính"  # the month is open: computed live
+        score_before = Decimal(page.inner_text("#panel-score"))
         page.select_option("#confirm-form select[name=severity]", "moderate")
         page.fill("#confirm-form textarea[name=reason]", "Quát tháo công dân, rõ trong đoạn ghi hình")
         page.click("#confirm-form button[type=submit]")
@@ -127,6 +142,8 @@ def test_supervisor_reviews_an_incident_in_chromium_clip_plays_and_the_verdict_i
         trail = page.inner_text("#trail")
         assert "review.confirm" in trail and "clip.view" in trail and "user:giamsat" in trail
         assert page.inner_text("#panel-confirmed") == "1" and page.inner_text("#panel-deduction") == "1"
+        # The verdict moved the official's provisional month score by the severity's points (nd335: moderate = 1).
+        assert abs(score_before - Decimal(page.inner_text("#panel-score")) - 1) <= Decimal("0.01")
         screenshot(page, "console-incident-confirmed")
         for name, path in (("console-dashboard", "/dashboard"), ("console-heatmap", "/units/PX/heatmap"),
                            ("console-official-trend", "/officials/PX-CB001"), ("console-devices", "/devices"),

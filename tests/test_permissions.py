@@ -38,6 +38,8 @@ ADMIN = frozenset({"admin"})
 READ = frozenset({"admin", "supervisor", "unit_head", "viewer"})
 REVIEW = frozenset({"admin", "supervisor", "unit_head"})
 DECIDE = frozenset({"admin", "supervisor"})
+HR = frozenset({"admin", "hr_token"})
+TASKS = frozenset({"admin", "unit_head"})
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -109,6 +111,23 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/dashboards/units/{code}/heatmap"): Rule(READ, {"code": "PA"}, {"code": "PB"}),
     ("GET", "/api/v1/dashboards/officials/{code}/trend"): Rule(READ | {"official"}, {"code": "PA-CB001"},
                                                                {"code": "PB-CB001"}),
+    # The scoring layer: HR systems read scores; unit heads enter task results; admins run the month.
+    ("GET", "/api/v1/hr/scores"): Rule(HR, query=f"period={NOW:%Y-%m}"),
+    ("GET", "/api/v1/hr/scores/export"): Rule(HR, query=f"period={NOW:%Y-%m}&format=csv"),
+    ("GET", "/api/v1/hr/scores/{official}"): Rule(HR, {"official": "PA-CB001"}, query=f"period={NOW:%Y-%m}"),
+    ("GET", "/api/v1/hr/months/{period}"): Rule(HR, {"period": f"{NOW:%Y-%m}"}),
+    ("GET", "/api/v1/hr/years/{year}"): Rule(HR, {"year": f"{NOW:%Y}"}),
+    ("POST", "/api/v1/tasks"): Rule(TASKS, body={"mode": "merge", "rows": []}),
+    ("POST", "/api/v1/tasks/csv"): Rule(TASKS, body={}),
+    ("GET", "/api/v1/tasks/{period}/officials/{code}"): Rule(TASKS, {"period": f"{NOW:%Y-%m}", "code": "PA-CB001"},
+                                                             {"period": f"{NOW:%Y-%m}", "code": "PB-CB001"}),
+    ("PUT", "/api/v1/tasks/{period}/officials/{code}"): Rule(
+        TASKS, {"period": f"{NOW:%Y-%m}", "code": "PA-CB001"}, {"period": f"{NOW:%Y-%m}", "code": "PB-CB001"},
+        {"tasks": [{"key": "T1", "label": "Hồ sơ", "points": "4"}]}),
+    ("POST", "/api/v1/months/{period}/close"): Rule(ADMIN, {"period": f"{NOW:%Y-%m}"}, body={}),
+    ("POST", "/api/v1/months/{period}/finalize"): Rule(ADMIN, {"period": f"{NOW:%Y-%m}"}, body={}),
+    ("POST", "/api/v1/months/{period}/amendments"): Rule(ADMIN, {"period": f"{NOW:%Y-%m}"},
+                                                         body={"unit": "PA", "reason": "a task was missing"}),
     ("GET", "/login"): Rule(PUBLIC, page=True),
     ("POST", "/login"): Rule(PUBLIC, body={"username": "nobody-at-all", "password": "wrong"}, page=True),
     ("POST", "/logout"): Rule(PUBLIC, body={}, page=True),

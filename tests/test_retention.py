@@ -26,7 +26,7 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
     return Settings(mode="demo", database_url=db_url, data_dir=tmp_path,
-                    review={"dismissed_clip_days": 30, "contest_days": 10})  # type: ignore[arg-type]
+                    review={"dismissed_clip_days": 30}, scoring={"review_days": 10})  # type: ignore[arg-type]
 
 
 @pytest.fixture

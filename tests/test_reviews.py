@@ -150,7 +150,7 @@ def test_contest_by_the_official_decided_by_a_second_reviewer(engine: Engine, of
 
 
 def test_no_contest_once_the_month_has_closed(engine: Engine, office: Office, app: FastAPI) -> None:
-    closed = Settings(mode="demo", review={"contest_days": 0})  # type: ignore[arg-type]
+    closed = Settings(mode="demo", scoring={"review_days": 0})  # type: ignore[arg-type]
     last_month = (NOW.replace(day=1) - timedelta(days=3)).replace(hour=3)
     sign_in_official(engine, office.counters[1], office.officials[2], last_month - timedelta(hours=1), now=NOW)
     rid = review_of(engine, complaint(engine, closed, office.devices[1], at=last_month)).id

@@ -23,10 +23,13 @@ from server.api.routes import (
     device_clips,
     devices,
     health,
+    hr,
+    months,
     officials,
     quarantine,
     reviews,
     sessions,
+    tasks,
     units,
     web,
 )
@@ -60,6 +63,8 @@ def create_app(settings: Settings, engine: Engine, *, registry: CollectorRegistr
     pages.install(app)
     for module in (health, sessions, officials, quarantine, devices, units, clips, device_clips, reviews, audit,
                    dashboards, web, console_reviews, console_dashboards, console_admin):
+        app.include_router(module.router)
+    for module in (hr, tasks, months):  # issue 6: scores for HR, task results, the month lifecycle
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
     return app

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from server.evaluation.errors import EvaluationError
 from server.registry import RegistryError
 from server.review.verdicts import ReviewError
 from server.sessions import SessionError
@@ -63,6 +64,10 @@ def install(app: FastAPI) -> None:
     async def _busy(_r: Request, exc: OperationalError) -> JSONResponse:
         return JSONResponse(body("unavailable", "the database is busy or unreachable; try again shortly"), 503,
                             headers={"Retry-After": "2"})
+
+    @app.exception_handler(EvaluationError)
+    async def _evaluation(_r: Request, exc: EvaluationError) -> JSONResponse:
+        return JSONResponse(body(exc.kind, str(exc), exc.details), status_code=STATUS_FOR_KIND.get(exc.kind, 400))
 
     @app.exception_handler(SessionError)
     async def _session(_r: Request, exc: SessionError) -> JSONResponse:

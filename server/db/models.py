@@ -8,6 +8,7 @@ session open on its counter at its event time.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, ClassVar, cast
 
@@ -31,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from server.db.types import BigIntPK, UTCDateTime, utcnow
+from server.db.types import BigIntPK, ExactDecimal, UTCDateTime, utcnow
 
 # Stable constraint names, so Alembic migrations are the same on SQLite and PostgreSQL.
 NAMING = {
@@ -478,6 +479,140 @@ class ClipRequest(Base):
     taken_at: Mapped[datetime | None]
 
 
+# --- monthly evaluation (issue 6): server/evaluation reads and writes these -------------------------
+
+
+class ScoringPolicy(Base):
+    """A scoring policy file exactly as used: its text is kept so any score can be recomputed and checked."""
+
+    __tablename__ = "scoring_policies"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    policy_id: Mapped[str] = mapped_column(String(40))
+    version: Mapped[str] = mapped_column(String(40))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)  # of the file's bytes (server.scoring.PolicyRef)
+    source: Mapped[str] = mapped_column(String(500))  # where it was loaded from
+    text: Mapped[str] = mapped_column(Text)  # the file (UTF-8, as TOML requires): its bytes hash to sha256
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TaskResultKind(StrEnum):
+    TASK = "task"  # an assigned product/work item (NĐ 335: quantity, quality, progress)
+    BONUS = "bonus"  # a bonus item (early completion, hard task, commendation)
+    PENALTY = "penalty"  # a penalty item (violation)
+    GENERAL = "general"  # points the unit head entered for a general criterion; key = criterion id
+    DISCIPLINE = "discipline"  # a discipline measure taken in the period; key = the policy's measure id
+
+
+class TaskResult(Base):
+    """One input of an official's month besides the ratings: from the unit's task system or the unit head."""
+
+    __tablename__ = "task_results"
+    __table_args__ = (UniqueConstraint("official_id", "period", "kind", "key"),
+                      Index("ix_task_results_period", "period", "official_id"))
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    official_id: Mapped[int] = mapped_column(ForeignKey("officials.id"))
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    kind: Mapped[TaskResultKind] = mapped_column(_enum(TaskResultKind, "task_result_kind"))
+    key: Mapped[str] = mapped_column(String(64))  # item id, criterion id or measure id
+    label: Mapped[str] = mapped_column(String(300), default="")
+    points: Mapped[Decimal | None] = mapped_column(ExactDecimal())  # None for a discipline measure
+    completed: Mapped[bool] = mapped_column(Boolean, default=True)
+    quality_failures: Mapped[int] = mapped_column(Integer, default=0)
+    delays: Mapped[int] = mapped_column(Integer, default=0)
+    objective_cause: Mapped[bool] = mapped_column(Boolean, default=False)
+    reference: Mapped[str | None] = mapped_column(String(200))  # e.g. the decision number of a measure
+    source: Mapped[str] = mapped_column(String(16))  # csv | api | unit_head
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str] = mapped_column(String(100))
+
+
+class MonthState(StrEnum):
+    CLOSED = "closed"  # scored and frozen as version 1; may still be re-closed before it is final
+    FINAL = "final"  # immutable; corrections only by amendment (a new version with a reason)
+
+
+class ScoreMonth(Base):
+    """A unit's month once closed. No row: open (the month runs) or provisional (scores computed live)."""
+
+    __tablename__ = "score_months"
+    period: Mapped[str] = mapped_column(String(7), primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"), primary_key=True)
+    state: Mapped[MonthState] = mapped_column(_enum(MonthState, "month_state"))
+    policy_pk: Mapped[int] = mapped_column(ForeignKey("scoring_policies.id"))
+    officials: Mapped[int] = mapped_column(Integer)
+    pending_reviews: Mapped[int] = mapped_column(Integer, default=0)  # still under review at close
+    closed_at: Mapped[datetime]
+    closed_by: Mapped[str] = mapped_column(String(100))
+    finalized_at: Mapped[datetime | None]
+    finalized_by: Mapped[str | None] = mapped_column(String(100))
+    forced_reason: Mapped[str | None] = mapped_column(Text)  # closed before the review deadline, and why
+
+
+class ScoreSnapshot(Base):
+    """One official's month as scored: the canonical result JSON and its SHA-256. Never updated (a trigger
+    refuses it), except for the pointer to the amendment that superseded it."""
+
+    __tablename__ = "score_snapshots"
+    __table_args__ = (UniqueConstraint("period", "official_id", "version"),
+                      Index("ix_score_snapshots_current", "period", "unit_id", "official_id",
+                            sqlite_where=text("superseded_by IS NULL"),
+                            postgresql_where=text("superseded_by IS NULL")))
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    period: Mapped[str] = mapped_column(String(7))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    official_id: Mapped[int] = mapped_column(ForeignKey("officials.id"))
+    version: Mapped[int] = mapped_column(Integer)  # 1 at close; +1 per amendment
+    policy_pk: Mapped[int] = mapped_column(ForeignKey("scoring_policies.id"))
+    total: Mapped[Decimal] = mapped_column(ExactDecimal())
+    grade: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[dict[str, Any]]  # components, criteria, satisfaction, notes: what a list shows
+    result: Mapped[str] = mapped_column(Text)  # server.scoring.canonical_json(result), UTF-8
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of `result`'s bytes
+    reason: Mapped[str | None] = mapped_column(Text)  # why this amendment was made
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+    superseded_by: Mapped[int | None] = mapped_column(BigInteger)  # the amendment's snapshot id
+
+
+class WebhookSubscription(Base):
+    """An HR system that wants to hear when months close; each has its own signing secret."""
+
+    __tablename__ = "webhook_subscriptions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    url: Mapped[str] = mapped_column(String(500))
+    secret: Mapped[str] = mapped_column(String(100))  # HMAC-SHA256 key; needed to sign, so kept as is
+    events: Mapped[str] = mapped_column(String(200))  # space-separated event types
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("units.id"))  # None: every unit
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
+class DeliveryState(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"  # every attempt failed; kept with the last error, can be retried by hand
+
+
+class WebhookDelivery(Base):
+    """One event for one subscriber, written in the transaction that caused it (an outbox), with its attempts."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),)
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id"), index=True)
+    event: Mapped[str] = mapped_column(String(40))
+    body: Mapped[bytes] = mapped_column(LargeBinary)  # the exact bytes sent and signed
+    state: Mapped[DeliveryState] = mapped_column(_enum(DeliveryState, "delivery_state"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None]
+
+
 def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
@@ -506,3 +641,9 @@ REVIEW_STEPS = _table(ReviewStep)
 REVIEW_VIEWS = _table(ReviewView)
 INCIDENT_HEALTH = _table(IncidentHealth)
 LOGIN_THROTTLE = _table(LoginThrottle)
+SCORING_POLICIES = _table(ScoringPolicy)
+TASK_RESULTS = _table(TaskResult)
+SCORE_MONTHS = _table(ScoreMonth)
+SCORE_SNAPSHOTS = _table(ScoreSnapshot)
+WEBHOOK_SUBSCRIPTIONS = _table(WebhookSubscription)
+WEBHOOK_DELIVERIES = _table(WebhookDelivery)

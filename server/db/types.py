@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer
+from sqlalchemy import BigInteger, DateTime, Integer, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -46,3 +47,29 @@ def from_ms(ms: int) -> datetime:
 def to_ms(value: datetime) -> int:
     """Aware datetime -> Unix milliseconds."""
     return round(value.timestamp() * 1000)
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """A Decimal stored as its text on every backend: exact, with its places ("84.00" stays "84.00").
+
+    Scores are hashed (server.scoring.result_digest): what is read back must be the same digits on
+    SQLite and PostgreSQL, never 2.5000 or 2.4999….
+    """
+
+    impl = String(24)
+    cache_ok = True
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, Decimal) or not value.is_finite():
+            raise ValueError(f"{value!r}: pass a finite Decimal")
+        return decimal_text(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(value)
+
+
+def decimal_text(value: Decimal) -> str:
+    """Fixed-point text, never an exponent: Decimal('1E+2') -> '100', Decimal('84.00') -> '84.00'."""
+    return format(value, "f")

@@ -41,7 +41,7 @@ class PurgeItem:
 
 def _links(conn: Connection) -> dict[str, list[Any]]:
     """Clip id -> the reviews of the incidents it shows (named in the incident, or in the clip's manifest)."""
-    cols = (REVIEWS.c.id, REVIEWS.c.status, REVIEWS.c.decided_at, REVIEWS.c.event_time)
+    cols = (REVIEWS.c.id, REVIEWS.c.status, REVIEWS.c.decided_at, REVIEWS.c.event_time, REVIEWS.c.unit_id)
     clip = json_text(conn, EVENTS.c.body, "clip")
     named = (select(clip.label("clip_id"), *cols).join(EVENTS, EVENTS.c.id == REVIEWS.c.event_id)
              .where(clip.is_not(None)))
@@ -65,7 +65,7 @@ def _due(conn: Connection, reviews: list[Any], settings: Settings, now: datetime
         if status == ReviewStatus.DISMISSED and (r.decided_at is None or now < r.decided_at + keep_dismissed):
             return None
         if status == ReviewStatus.CONFIRMED and now < contest_closes_at(
-                conn, period=period_of(r.event_time, settings), settings=settings):
+                conn, period=period_of(r.event_time, settings), settings=settings, unit_id=r.unit_id):
             return None
     if any(r.status == ReviewStatus.CONFIRMED for r in reviews):
         return "confirmed incident; its month has closed for contests"

@@ -1,9 +1,9 @@
-"""What the incident page shows about the official's month: the hook where the month score plugs in.
+"""What the incident page shows about the official's month: incidents by verdict and the month score.
 
-The scoring layer (issue 6) provides an official's provisional month score with its explanation; the
-integrator points `official_month_panel` at it. Until then the panel holds what this layer knows: the
-month's flagged incidents by verdict, which is what moves that score (confirmed ones deduct per the
-policy's severity, pending and contested ones keep it provisional).
+The flagged incidents by verdict are what a verdict moves (confirmed ones deduct per the policy's
+severity, pending and contested ones keep the month provisional); the score itself comes from the
+scoring layer (server/evaluation: live while the month is open, the snapshot once it is closed), so
+the reviewer sees the effect of a verdict on the official's month as soon as it is recorded.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from server.db.models import REVIEWS
+from server.db.models import OFFICIALS, REVIEWS
+from server.db.types import utcnow
+from server.evaluation.reads import month_score
 from server.queries import month_bounds
 from server.review.severities import severities
 from server.settings import Settings
@@ -31,4 +33,16 @@ def official_month_panel(conn: Connection, *, official_id: int, period: str, set
     for status, _sev, n in rows:
         counts[str(status)] += int(n)
     return {"period": period, "incidents": counts, "confirmed_deduction": deducted,
-            "provisional": counts["pending"] + counts["contested"] > 0, "score": None}
+            "provisional": counts["pending"] + counts["contested"] > 0,
+            "score": _score(conn, official_id=official_id, period=period, settings=settings)}
+
+
+def _score(conn: Connection, *, official_id: int, period: str, settings: Settings) -> dict[str, Any] | None:
+    """Total, grade and status of the official's month (None when nothing can be scored yet)."""
+    code = conn.execute(select(OFFICIALS.c.code).where(OFFICIALS.c.id == official_id)).scalar_one()
+    month = month_score(conn, settings=settings, official_code=code, period=period, now=utcnow())
+    if month is None or not month.get("result"):
+        return None
+    result = month["result"]
+    return {"total": result["total"], "grade": result["grade"], "status": month["status"],
+            "version": month["version"]}

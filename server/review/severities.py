@@ -16,5 +16,5 @@ def _deductions(policy: str) -> tuple[tuple[str, Decimal], ...]:
 
 
 def severities(settings: Settings) -> dict[str, Decimal]:
-    """Severity id -> points deducted per confirmed incident, mildest first (policy `review.policy`)."""
-    return dict(_deductions(settings.review.policy))
+    """Severity id -> points deducted per confirmed incident, mildest first (policy `scoring.policy`)."""
+    return dict(_deductions(settings.scoring.policy))

@@ -165,14 +165,18 @@ def _incident_drafts(
             )
         )
     _unique([i.id for i in o.incidents], o.official_id, "incidents")
-    if o.dismissed_incidents < 0 or o.pending_incidents < 0:
-        raise InputError(o.official_id, "dismissed_incidents/pending_incidents", "cannot be negative")
+    if min(o.dismissed_incidents, o.pending_incidents, o.unresolved_incidents) < 0:
+        raise InputError(o.official_id, "dismissed/pending/unresolved_incidents", "cannot be negative")
     if o.dismissed_incidents:
         text = f"{o.dismissed_incidents} complaint(s) dismissed after review: no deduction"
         drafts.append(Draft(part, "input", "incidents:dismissed", text))
     if o.pending_incidents:
         text = f"{o.pending_incidents} incident(s) under review: no deduction unless confirmed"
         drafts.append(Draft(part, "input", "incidents:pending", text))
+    if o.unresolved_incidents:
+        text = (f"{o.unresolved_incidents} incident(s) still under review when the month closed: no deduction "
+                "(incidents.pending_at_close = ignore); a later verdict counts by amendment")
+        drafts.append(Draft(part, "incidents.pending_at_close", "incidents:unresolved", text))
     below = so_far + sum((d.exact for d in drafts), Fraction(0))
     if below < 0:
         drafts.append(Draft(part, "incidents.criterion", part, "a criterion never goes below 0", -below))

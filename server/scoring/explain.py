@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from server.scoring.numbers import apportion, to_decimal
+from server.scoring.numbers import apportion, fsum, to_decimal
 from server.scoring.results import Line
 
 
@@ -32,7 +32,7 @@ def settle(drafts: Sequence[Draft], decimals: int) -> tuple[Line, ...]:
     parts: dict[str, list[int]] = {}
     for i, d in enumerate(drafts):
         parts.setdefault(d.part, []).append(i)
-    exact_parts = [sum((drafts[i].exact for i in members), Fraction(0)) for members in parts.values()]
+    exact_parts = [fsum(drafts[i].exact for i in members) for members in parts.values()]
     units = [0] * len(drafts)
     for members, target in zip(parts.values(), apportion(exact_parts, decimals), strict=True):
         for i, u in zip(
@@ -52,10 +52,10 @@ def note(part: str, rule: str, subject: str, text: str, decimals: int) -> Line:
 
 def part_sums(drafts: Iterable[Draft]) -> dict[str, Fraction]:
     """Exact points per part, in one pass."""
-    sums: dict[str, Fraction] = {}
+    grouped: dict[str, list[Fraction]] = {}
     for d in drafts:
-        sums[d.part] = sums.get(d.part, Fraction(0)) + d.exact
-    return sums
+        grouped.setdefault(d.part, []).append(d.exact)
+    return {part: fsum(values) for part, values in grouped.items()}
 
 
 def points_by_part(lines: Iterable[Line], decimals: int) -> dict[str, Decimal]:

@@ -72,6 +72,9 @@ class OfficialPeriod:
     incidents: Sequence[Incident] = ()  # confirmed only
     dismissed_incidents: int = 0  # never deduct; shown so the official sees they were cleared
     pending_incidents: int = 0  # under review: no deduction yet, the score is provisional
+    # still under review when the month was closed under incidents.pending_at_close = "ignore":
+    # no deduction, and the closed score is not provisional because of them
+    unresolved_incidents: int = 0
     tasks: Sequence[TaskItem] = ()
     bonuses: Sequence[Adjustment] = ()
     penalties: Sequence[Adjustment] = ()

@@ -10,7 +10,7 @@ rounding. The explanation lines are apportioned so that they sum to that total t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
@@ -24,6 +24,15 @@ def exact(value: Number) -> Fraction:
     if isinstance(value, float):
         raise TypeError("floats are not exact; pass Decimal('0.25'), not 0.25")
     return Fraction(value)
+
+
+def fsum(values: Iterable[Fraction]) -> Fraction:
+    """The exact sum of fractions over one common denominator: one normalisation, not one per term."""
+    terms = list(values)
+    if not terms:
+        return Fraction(0)
+    common = math.lcm(*(v.denominator for v in terms))
+    return Fraction(sum(v.numerator * (common // v.denominator) for v in terms), common)
 
 
 def apportion(values: Sequence[Fraction], decimals: int, target: int | None = None) -> list[int]:

@@ -67,6 +67,10 @@ class Satisfaction(_Model):
 class Incidents(_Model):
     criterion: Id  # the criterion confirmed incidents deduct from (never below 0)
     deduction: dict[Id, Points]  # severity -> points per confirmed incident
+    # Reviews still undecided when a unit's month is closed (after the review deadline): "ignore"
+    # closes it without deducting them (the benefit of the doubt; a later verdict counts by
+    # amendment); "block" keeps the month from closing until every review is decided.
+    pending_at_close: Literal["ignore", "block"] = "ignore"
 
 
 class TaskWeights(_Model):

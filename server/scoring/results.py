@@ -76,19 +76,36 @@ class YearResult:
 
 def to_plain(value: Any) -> Any:
     """A result as JSON-ready data: Decimals as strings (exact), mappings with string keys."""
-    if value is None or isinstance(value, str | int):
+    kind = type(value)
+    if value is None or kind is str or kind is int or kind is bool:
         return value
-    if isinstance(value, Decimal):
+    if kind is Decimal:
         return str(value)
+    if kind is Line:  # most of a result: its explanation lines
+        return {"part": value.part, "rule": value.rule, "subject": value.subject, "text": value.text,
+                "points": str(value.points)}
     if isinstance(value, tuple | list):
         return [to_plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): to_plain(v) for k, v in value.items()}
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_plain(getattr(value, f.name)) for f in fields(value)}
+        return {name: to_plain(getattr(value, name)) for name in _field_names(kind)}
     if isinstance(value, Mapping):
         return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, str | int | Decimal):  # subclasses (str enums, …) as their base value
+        return str(value) if isinstance(value, Decimal) else value
     raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's field names, looked up once per class (a result holds hundreds of dataclass values)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def canonical_json(result: ScoreResult | YearResult) -> bytes:

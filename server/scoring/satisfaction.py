@@ -14,7 +14,7 @@ from fractions import Fraction
 
 from server.scoring.explain import Draft
 from server.scoring.inputs import InputError, OfficialPeriod
-from server.scoring.numbers import exact, show
+from server.scoring.numbers import exact, fsum, show
 from server.scoring.policy import Criterion, Policy, PolicySpec
 
 
@@ -71,7 +71,7 @@ def tally_ratings(spec: PolicySpec, official: OfficialPeriod) -> dict[str, Tally
             raise InputError(official.official_id, key, "given twice; merge the counts")
         seen.add((rc.service_type, rc.levels))
         best = exact(points[-1])
-        value = sum((c * exact(p) / best for c, p in zip(rc.counts, points, strict=True)), Fraction(0))
+        value = fsum(c * exact(p) for c, p in zip(rc.counts, points, strict=True)) / best
         tallies[rc.service_type] = tallies.get(rc.service_type, Tally()) + Tally(sum(rc.counts), value)
     return tallies
 

@@ -186,3 +186,16 @@ def test_mixed_scales_are_put_on_one_value_range() -> None:
 def test_rating_counts_the_policy_cannot_read_are_refused(ratings: tuple, problem: str) -> None:
     with pytest.raises(InputError, match=problem):
         score_period(policy(), [official("X", ratings=ratings)], period="2026-01")
+
+
+def test_incidents_still_under_review_at_close_are_listed_not_deducted_nor_provisional() -> None:
+    # pending_at_close = "ignore": the closed month shows them, deducts nothing, is not provisional for them
+    [closed] = score_period(policy(), [official("X", unresolved_incidents=2)], period="2026-01")
+    [live] = score_period(policy(), [official("X", pending_incidents=2)], period="2026-01")
+    assert closed.total == live.total
+    assert "pending_incidents" in live.provisional_reasons and "pending_incidents" not in closed.provisional_reasons
+    [line] = [ln for ln in closed.lines if ln.rule == "incidents.pending_at_close"]
+    assert line.points == D("0.00") and "still under review when the month closed" in line.text
+    assert policy().spec.incidents.pending_at_close == "ignore"
+    with pytest.raises(InputError, match="cannot be negative"):
+        score_period(policy(), [official("X", unresolved_incidents=-1)], period="2026-01")

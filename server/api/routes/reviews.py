@@ -130,7 +130,8 @@ def detail(conn: Connection, who: Principal, review_id: int, settings: Settings)
     assert doc is not None
     review = doc["review"]
     period = period_of(review["event_time"], settings)
-    doc["month"] = {"period": period, "contest_until": contest_closes_at(conn, period=period, settings=settings)}
+    doc["month"] = {"period": period, "contest_until": contest_closes_at(conn, period=period, settings=settings,
+                                                                          unit_id=review["unit_id"])}
     doc["severities"] = severities(settings)
     doc["score_panel"] = None if review["official_id"] is None else official_month_panel(
         conn, official_id=review["official_id"], period=period, settings=settings)
@@ -180,7 +181,8 @@ def contest_review(conn: Connection, who: Principal, review_id: int, reason: str
     scope = scope_or_404(conn, review_id)
     if who.official_id is None or scope.official_id != who.official_id:
         raise ApiError(403, "forbidden", "only the official the incident is attributed to may contest it")
-    closes = contest_closes_at(conn, period=period_of(scope.event_time, settings), settings=settings)
+    closes = contest_closes_at(conn, period=period_of(scope.event_time, settings), settings=settings,
+                               unit_id=scope.unit_id)
     return verdicts.contest(conn, review_id=review_id, official_id=who.official_id, reason=reason, actor=who.name,
                             at=utcnow(), open_until=closes)
 

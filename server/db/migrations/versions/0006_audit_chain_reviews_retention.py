@@ -1,7 +1,7 @@
 """audit chain, review steps and views, incident health, login throttle, clip purge
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-02 18:42:16.950394
 """
 
@@ -15,7 +15,7 @@ import server.db.types
 
 
 revision = '0006'
-down_revision = '0004'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
