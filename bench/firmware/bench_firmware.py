@@ -5,7 +5,8 @@
 Per press (micropython -X heapsize=128k, bench/firmware/mp_bench.py): bare HMAC-SHA256 of one event
 (the baseline, measured in the same run), encode + sign, enqueue (the flash append), and both, with
 the ratio to the baseline. --soak runs the whole firmware against a private Mosquitto and the ack
-harness of tests/firmware and reports the heap in use after start-up and at its peak.
+harness of tests/firmware (with the retained config a staffed counter gets, docs/protocol.md §5) and
+reports the heap in use after start-up and at its peak, and the interned names at the end.
 """
 
 from __future__ import annotations
@@ -47,20 +48,23 @@ def soak(presses: int) -> dict[str, int | float]:
         fw = FirmwareProcess(device_id=dev, secret_hex=secret, mqtt_port=broker.port,
                              state_dir=Path(tmp) / "box")
         try:
+            harness.publish_staffed_config(dev)  # retained: what a box gets at every connect (§5)
             fw.start()
-            fw.wait_for("online")
+            fw.wait_for("cfg")
             t0 = time.monotonic()
             fw.burst(presses)
             harness.wait_until(lambda: len(harness.stored) >= presses, timeout=600)
             st = fw.wait_drained(timeout=120)
             took = time.monotonic() - t0
+            mem = fw.mem()
         finally:
             fw.kill()
             harness.stop()
             broker.kill()
     return {"presses": presses, "seconds": round(took, 1), "base_alloc": st["base_alloc"],
             "peak_alloc": st["peak_alloc"], "peak_live": st["peak_live"], "mem_free": st["mem_free"],
-            "loop_gap_ms": st["wdt_max_gap"]}
+            "loop_gap_ms": st["wdt_max_gap"], "qstrs": mem["qstrs"], "qstr_pools": mem["qstr_pools"],
+            "qstr_bytes": mem["qstr_bytes"], "max_free_blocks": mem["max_free_blocks"]}
 
 
 def main() -> None:
@@ -83,6 +87,9 @@ def main() -> None:
         print(f"  peak heap in use              {s['peak_alloc']:8d} B  (+{growth} B)")
         print(f"  live peak after collections   {s['peak_live']:8d} B")
         print(f"  longest main-loop pass        {s['loop_gap_ms']:8d} ms")
+        print(f"  interned names (qstrs)        {s['qstrs']:8d}  in {s['qstr_pools']} pools, "
+              f"{s['qstr_bytes']} B")
+        print(f"  largest free block at the end {s['max_free_blocks']:8d} blocks")
 
 
 if __name__ == "__main__":

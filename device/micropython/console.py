@@ -1,5 +1,6 @@
 # Commands typed on the console (the desk's stdin; tests/firmware drive the firmware with them):
-# `status` prints the firmware's state as one line, `quit` stops it cleanly. A box at a counter never
+# `status` prints the firmware's state as one line, `mem` the interpreter's heap and interned-name
+# report (micropython.mem_info, qstr_info), `quit` stops it cleanly. A box at a counter never
 # gets one, so this code is loaded by App._cold when a command arrives and dropped afterwards.
 import gc
 import sys
@@ -11,6 +12,11 @@ from link import STATUS_OFFLINE
 def command(app, words):
     if words[0] == "status":
         app.board.emit("status", **status(app))
+    elif words[0] == "mem":
+        import micropython
+
+        micropython.mem_info()
+        micropython.qstr_info()
     elif words[0] == "quit":
         shutdown(app)
     else:

@@ -23,8 +23,9 @@ MIN_FREE_AT_PEAK = 32 * 1024
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_soak_10000_presses_in_a_128k_heap(harness: AckHarness, make_box: BoxFactory) -> None:
+    harness.publish_staffed_config(DEVICE)  # retained: what a box gets at every connect (§5)
     fw = make_box().start()
-    fw.wait_for("online")
+    fw.wait_for("cfg")
     fw.burst(PRESSES)
     fw.wait_for("burst_done", timeout=180)
     harness.wait_until(lambda: len(harness.stored) >= PRESSES, timeout=120, what="10,000 events stored")
