@@ -23,8 +23,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 # Resident after a boot on the desk, in import order; then the others.
-RESIDENT = ("signing", "wire", "outbox", "slots", "buttons", "mqtt", "app", "board_host")
-TRANSIENT = ("start", "config", "recovery", "servercfg", "link", "mqtt_session", "console", "desk", "sntp",
+RESIDENT = ("wire", "outbox", "buttons", "mqtt", "app", "board_host")
+TRANSIENT = ("start", "config", "recovery", "slots", "servercfg", "link", "mqtt_session", "console", "desk", "sntp",
              "display",
              "ssd1306")
 

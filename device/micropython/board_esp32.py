@@ -19,7 +19,7 @@ _DUTY_ON = 32768  # 50 %: the loudest square wave
 class Board:
     def __init__(self, cfg):
         self.cfg = cfg
-        self.command = None
+        self.app = None  # unused: a box has no console commands
         self._buttons = None
         self._pins = []
         self.led = machine.Pin(cfg["led_pin"], machine.Pin.OUT, value=0)
@@ -39,9 +39,6 @@ class Board:
 
     def emit(self, kind, **fields):
         pass  # the desk's test channel; nothing listens on a real box
-
-    def log(self, msg):
-        print(msg)
 
     # ---- buttons, LED, buzzer ----
 
@@ -128,12 +125,6 @@ class Board:
     def wifi_up(self):
         return self._wlan.isconnected()
 
-    def wifi_reset(self):
-        try:
-            self._wlan.disconnect()
-        except OSError:
-            pass
-
     def rssi(self):
         try:
             return self._wlan.status("rssi")
@@ -150,25 +141,17 @@ class Board:
             self._wdt.feed()
 
     def display(self):
-        if not self.cfg["display"]:
-            return None
+        """The SSD1306 on I2C as a display.Screen, or None if it does not answer (called at boot)."""
         import display
         import ssd1306
 
         i2c = machine.I2C(0, sda=machine.Pin(self.cfg["i2c_sda"]), scl=machine.Pin(self.cfg["i2c_scl"]),
                           freq=400000)
         try:
-            return display.Oled(ssd1306.SSD1306(i2c, self.cfg["display_addr"]))
+            return display.Screen(display.oled(ssd1306.SSD1306(i2c, self.cfg["display_addr"])))
         except OSError as e:  # no ACK on the bus: run without the display rather than not at all
-            self.log("display not found at 0x%02x: %s" % (self.cfg["display_addr"], e))
+            print("display not found at 0x%02x: %s" % (self.cfg["display_addr"], e))
             return None
-
-    def fatal(self, msg):
-        """Cannot run (bad configuration): blink the LED forever; the message is on the serial port."""
-        print("FATAL: " + msg)
-        while True:
-            self.led.value(1 - self.led.value())
-            time.sleep_ms(250)
 
     def reset(self):
         machine.reset()

@@ -5,8 +5,12 @@
 # The SSD1306's built-in framebuf font is 8x8 ASCII, so Vietnamese is folded to its base letters
 # ("Nguyễn Thị Lan" -> "Nguyen Thi Lan"): readable, and 1 KB instead of a Vietnamese font.
 
+import time
+
 COLS = 16  # 128 px / 8 px font
 ROWS = 8  # 64 px / 8 px font
+# An SSD1306 frame is ~25 ms of I2C: the outbox counter is redrawn at most this often.
+_REFRESH_MS = 1000
 
 # Base letter, then every Vietnamese letter that folds to it (lower case, then upper case).
 _FOLD = (
@@ -86,32 +90,40 @@ def screen(cfg, online, waiting, thanks):
     return rows
 
 
-class Oled:
-    """Draws screen() lines on an SSD1306 through framebuf; redraws only when they change."""
+class Screen:
+    """The display of the running box: App._ui calls update() every pass; draw(rows) puts the
+    screen() lines on the panel. Redrawn at once for the thank-you state and link changes, at most
+    every _REFRESH_MS for the rest (the outbox counter), and only when a line changed."""
 
-    def __init__(self, driver):
-        self._d = driver
-        self._last = None
+    def __init__(self, draw):
+        self._draw = draw
+        self._rows = None
+        self._at = 0  # tick of the last redraw
+        self._thanks = self._online = None
 
-    def show(self, rows):
-        if rows == self._last:
+    def update(self, app, now):
+        th = app.buttons.in_thanks(now)
+        online = app.mq.connected
+        if th != self._thanks or online != self._online:
+            self._thanks, self._online = th, online
+            app.ui_dirty = True
+        elif not app.ui_dirty or (not th and self._at and time.ticks_diff(now, self._at) < _REFRESH_MS):
             return
-        self._last = rows
-        fb = self._d.fb
+        app.ui_dirty = False
+        self._at = now
+        rows = screen(app.server_cfg, online, app.outbox.pending, th)
+        if rows != self._rows:
+            self._rows = rows
+            self._draw(rows)
+
+
+def oled(driver):
+    """draw() for an ssd1306.SSD1306: the lines through its framebuf, then the frame to the panel."""
+    def draw(rows):
+        fb = driver.fb
         fb.fill(0)
         for i, line in enumerate(rows):
             fb.text(line, 0, i * 8, 1)
-        self._d.show()
+        driver.show()
 
-
-class TextDisplay:
-    """The SSD1306 of the desk: the screen's lines as JSON, when they change."""
-
-    def __init__(self, board):
-        self._board = board
-        self._last = None
-
-    def show(self, rows):
-        if rows != self._last:
-            self._last = rows
-            self._board.emit("display", lines=rows)
+    return draw

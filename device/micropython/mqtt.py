@@ -9,10 +9,9 @@
 # QoS 1 resends inside a session are not needed: every connection is a clean session and the
 # device's end-to-end outbox re-sends anything the server has not acked (docs/protocol.md §7).
 # This module is the steady state; the packets that begin and end a session (CONNECT, SUBSCRIBE,
-# DISCONNECT) are in mqtt_session.py, loaded only while one begins or ends.
+# DISCONNECT) are in mqtt_session.py, which the supervisor loads only while one begins or ends.
 import select
 import struct
-import sys
 import time
 
 from micropython import const
@@ -27,25 +26,20 @@ _PINGRESP = const(0xD0)
 
 # Receive buffer: a v1 message is at most 4096 bytes (docs/protocol.md §8) plus topic and header.
 # Larger packets are skipped and counted, never buffered.
-RX_SIZE = const(4096 + 128)
+_RX_SIZE = const(4096 + 128)
 # Transmit buffer: a few events at ~250 bytes each; publish() refuses when it is full (the
 # supervisor then waits for the next pass), so memory stays fixed whatever the backlog. Larger
 # sends more per loop pass; 1 KB (4 events) keeps a 10,000-event backlog draining at hundreds a second.
-TX_SIZE = const(1024)
+_TX_SIZE = const(1024)
 # QoS 1 publishes waiting for PUBACK; bounds the work lost when a connection dies mid-burst.
-MAX_INFLIGHT = const(8)
+_MAX_INFLIGHT = const(8)
 # CONNECT to CONNACK, including the TCP handshake.
 _CONNECT_TIMEOUT_MS = const(5000)
 
 
 class MQTTError(Exception):
-    """The broker or the connection failed; `code` is a CONNACK return code when there is one, and
-    `auth` tells a refusal of the credentials (§3.2.2.3 codes 4 and 5): not worth retrying soon."""
-
-    def __init__(self, msg, code=0):
-        super().__init__(msg)
-        self.code = code
-        self.auth = code in (4, 5)
+    """The broker or the connection failed; args are (message,), or (message, CONNACK return code)
+    when the broker refused the connection (§3.2.2.3)."""
 
 
 def _enc_len(buf, at, n):
@@ -63,49 +57,26 @@ class Client:
     """One MQTT connection at a time; on_message(topic, payload) receives memoryviews (copy to keep).
 
     `sock` is None while closed; `connected` once the CONNACK accepted, `subscribed` once the SUBACK
-    granted. open(), subscribe() and disconnect() load mqtt_session.py for the packet they send."""
+    granted. mqtt_session.open(), subscribe() and disconnect() queue the packets of a session."""
 
-    def __init__(self, client_id, on_message, keepalive_s=60, rx_size=RX_SIZE, tx_size=TX_SIZE,
-                 max_inflight=MAX_INFLIGHT):
+    def __init__(self, client_id, on_message, keepalive_s=60):
         self.client_id = client_id
         self.on_message = on_message
         self.keepalive_ms = keepalive_s * 1000
-        self._rx = bytearray(rx_size)
+        self._rx = bytearray(_RX_SIZE)
         self._rxv = memoryview(self._rx)
-        self._tx = bytearray(tx_size)
+        self._tx = bytearray(_TX_SIZE)
         self._txv = memoryview(self._tx)
-        self._pids = [0] * max_inflight  # QoS 1 packet ids waiting for PUBACK (0 = free)
-        self._sent_at = [0] * max_inflight
+        self._pids = [0] * _MAX_INFLIGHT  # QoS 1 packet ids waiting for PUBACK (0 = free)
+        self._sent_at = [0] * _MAX_INFLIGHT
         self.sock = None
         self._poll = select.poll()
         self._rxn = self._skip = self._txn = self._pid = 0
         self.connected = self.subscribed = self._writable = False
         self._ping_at = None
-        self._opened = self._last_tx = self._last_rx = 0
+        self._last_tx = self._last_rx = 0  # ticks; _last_tx also times the CONNACK
         self.discarded = 0  # received packets too large for the receive buffer
         self.pings = self.pongs = self.pubacks = 0
-
-    # ---- session ----
-
-    def _session(self, fn, *args):
-        import mqtt_session
-
-        try:
-            return getattr(mqtt_session, fn)(self, *args)
-        finally:
-            del sys.modules["mqtt_session"]
-
-    def open(self, addr, now, user=None, password=None, will=None):
-        """Start connecting to addr (from socket.getaddrinfo); will = (topic, payload, retain, qos)."""
-        self._session("open", addr, now, user, password, will)
-
-    def subscribe(self, topics):
-        """Queue one SUBSCRIBE (§3.8, QoS 1) for all topics; a refusal in the SUBACK raises from poll()."""
-        self._session("subscribe", topics)
-
-    def disconnect(self):
-        """Polite DISCONNECT (§3.14): the broker discards the will. Best effort, then close."""
-        self._session("disconnect")
 
     def close(self):
         """Drop the connection without DISCONNECT, so the broker publishes the last will (§3.1.2.5)."""
@@ -292,7 +263,7 @@ class Client:
 
     def _timers(self, now):
         if not self.connected:
-            if time.ticks_diff(now, self._opened) > _CONNECT_TIMEOUT_MS:
+            if time.ticks_diff(now, self._last_tx) > _CONNECT_TIMEOUT_MS:
                 raise MQTTError("no CONNACK in time")
             return
         ka = self.keepalive_ms

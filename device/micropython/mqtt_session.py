@@ -1,13 +1,15 @@
 # The packets that begin and end an MQTT session (OASIS MQTT 3.1.1 §3.1 CONNECT, §3.8 SUBSCRIBE,
-# §3.14 DISCONNECT) for mqtt.Client, which loads this module for the call and drops it afterwards:
-# a box (re)connects seldom, and this code need not stay in the heap in between.
+# §3.14 DISCONNECT) for an mqtt.Client. The supervisor (link.py, console.py) loads this module for
+# the call and drops it afterwards: a box (re)connects seldom, and this code need not stay in the
+# heap in between.
 import errno
 import select
 import socket
 
 
 def open(c, addr, now, user, password, will):
-    """Non-blocking TCP connect to addr, then CONNECT (clean session) queued; see Client.open."""
+    """Start connecting c to addr (from socket.getaddrinfo): a non-blocking TCP connect, and CONNECT
+    (clean session) queued; will = (topic, payload, retain, qos), user and password bytes or None."""
     c.close()
     c._rxn = c._skip = c._txn = 0
     c.connected = c.subscribed = c._writable = False
@@ -24,7 +26,7 @@ def open(c, addr, now, user, password, will):
             raise
     c.sock = s
     c._poll.register(s, select.POLLIN | select.POLLOUT)
-    c._opened = c._last_tx = c._last_rx = now
+    c._last_tx = c._last_rx = now
     # §3.1: variable header "MQTT" level 4, flags, keepalive; payload id, will, user, password.
     cid = c.client_id.encode()
     flags = 0x02  # clean session: the outbox, not the broker, keeps what is unacked (§7)

@@ -1,14 +1,14 @@
 # The server's signed config (docs/protocol.md §5): counter, official, rating scale, timings. It
 # arrives seldom (retained: at every connect, and when an admin changes it), so this code is loaded
-# when one arrives and leaves the heap afterwards (app.py, App._cold).
+# when one arrives and leaves the heap afterwards (App.load).
 import time
 
 from wire import ProtocolError, check_head, need, verify
 
 
-def parse_config(signer, dev, payload):
+def parse_config(key, dev, payload):
     """A verified config for this device (§5), as a dict; shape checked, values not interpreted."""
-    doc = verify(signer, payload)
+    doc = verify(key, payload)
     check_head(doc, "config", dev)
     if need(doc, "rev", int) < 1:
         raise ProtocolError("schema", "rev must be >= 1")
@@ -23,35 +23,37 @@ def parse_config(signer, dev, payload):
     return doc
 
 
-def apply(app, payload, persist=True):
+def apply(app, payload, persist):
     """Verify and apply a config (§5) to the running box; raises ProtocolError when refused.
 
     Ignored unless its rev is greater than the applied one (an old retained message replayed
     changes nothing). The signed payload is persisted as it is (config slots), so after a reboot
     without network the display is right, and the stored copy is verified again at boot."""
     if not len(payload):
-        app.board.log("config: retained config cleared (device revoked?); keeping rev %d" % app.cfg_rev)
+        print("config: retained config cleared (device revoked?); keeping rev %d" % app.cfg_rev)
         return
-    doc = parse_config(app.signer, app.dev, payload)
-    rev = doc["rev"]
+    doc = parse_config(app.key, app.dev, payload)
+    rev, levels, thanks, hb = doc["rev"], doc["scale"]["levels"], doc["thanks_ms"], doc["hb_s"]
     if rev <= app.cfg_rev:
-        app.board.log("config: rev %d ignored, rev %d applied" % (rev, app.cfg_rev))
+        print("config: rev %d ignored, rev %d applied" % (rev, app.cfg_rev))
         return
-    levels = doc["scale"]["levels"]
     wired = app.buttons.count
     if levels > wired:
         raise ProtocolError("schema", "a scale of %d levels needs %d buttons; this box has %d"
                             % (levels, levels, wired))
+    if app.display is not None:  # only the display needs the names
+        app.server_cfg = {"counter": doc["counter"], "official": doc["official"]}
+    ep_min = doc.get("ep_min")
+    del doc  # the rest of the parsed config is garbage before the slots code comes in
     if persist:
-        app.cfg_slots.save(bytes(payload))
-    _epoch_floor(app, doc.get("ep_min"))
+        app.load("slots", "save", app.dir + "/config", payload)  # the bytes as signed
+    _epoch_floor(app, ep_min)
     app.buttons.levels = levels
-    app.buttons.thanks_ms = doc["thanks_ms"]
-    app.hb_ms = doc["hb_s"] * 1000
+    app.buttons.thanks_ms = thanks
+    app.hb_ms = hb * 1000
     app.cfg_rev = rev
-    app.server_cfg = {"counter": doc["counter"], "official": doc["official"]}
     app.ui_dirty = True
-    app.board.emit("cfg", rev=rev, levels=levels, thanks_ms=doc["thanks_ms"], hb_s=doc["hb_s"])
+    app.board.emit("cfg", rev=rev, levels=levels, thanks_ms=thanks, hb_s=hb)
 
 
 def _epoch_floor(app, ep_min):

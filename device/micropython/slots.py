@@ -1,59 +1,50 @@
-# Small persistent values that must survive a power cut during their own update (boot epoch, applied
-# config). Two files, A and B, each holding one generation with a CRC; an update overwrites the
-# older one, so a torn write can only destroy the copy being replaced, never the current value.
-# This does not depend on rename being atomic, which littlefs guarantees but FAT does not.
+# Small persistent values that must survive a power cut during their own update (boot epoch and drop
+# counter, the applied server config). Two files, <base>.a and <base>.b, each holding one generation
+# with a CRC; an update overwrites the copy not holding the newest value, so a torn write can only
+# destroy the copy being replaced, never the current value. This does not depend on rename being
+# atomic, which littlefs guarantees but FAT does not. Values are read at boot and written seldom, so
+# the App loads this module for the occasion (App.load) and it is not in the heap in between.
 import struct
 
 from binascii import crc32
 
-_MAGIC = b"MS"
-_HEAD = ">2sIH"  # magic, generation, data length
-_HEAD_LEN = 8
+from micropython import const
+
+_HEAD = const(8)  # ">2sIH": magic b"MS", generation, data length
 
 
-class Slots:
-    """A value persisted as the newest valid of two CRC-checked copies."""
-
-    def __init__(self, base):
-        self._paths = (base + ".a", base + ".b")
-        self.gen = 0
-        self._cur = 1  # index of the copy holding `gen`; the first save writes copy A
-
-    def _read(self, path):
+def _newest(base):
+    # (generation, copy index 0/1, data) of the newest intact copy, or None.
+    best = None
+    for i in (0, 1):
         try:
-            with open(path, "rb") as f:
+            with open(base + (".a", ".b")[i], "rb") as f:
                 raw = f.read()
         except OSError:
-            return None
-        if len(raw) < _HEAD_LEN + 4:
-            return None
-        magic, gen, n = struct.unpack(_HEAD, raw)
-        if magic != _MAGIC or len(raw) != _HEAD_LEN + n + 4:
-            return None
-        if struct.unpack(">I", raw[-4:])[0] != crc32(raw[:-4]):
-            return None
-        return gen, raw[_HEAD_LEN:-4]
+            continue
+        if len(raw) < _HEAD + 4 or raw[:2] != b"MS":
+            continue
+        gen, n = struct.unpack_from(">IH", raw, 2)
+        if len(raw) != _HEAD + n + 4 or struct.unpack_from(">I", raw, _HEAD + n)[0] != crc32(raw[:-4]):
+            continue
+        if best is None or gen > best[0]:
+            best = (gen, i, raw[_HEAD:-4])
+    return best
 
-    def load(self):
-        """The newest intact value (bytes), or None if neither copy is intact."""
-        best = None
-        for i in (0, 1):
-            got = self._read(self._paths[i])
-            if got and (best is None or got[0] > best[0]):
-                best = got
-                self._cur = i
-        if best is None:
-            return None
-        self.gen = best[0]
-        return best[1]
 
-    def save(self, data):
-        """Write data as the next generation into the copy not holding the current value."""
-        gen = self.gen + 1
-        i = 1 - self._cur
-        raw = struct.pack(_HEAD, _MAGIC, gen, len(data)) + data
-        with open(self._paths[i], "wb") as f:
-            f.write(raw + struct.pack(">I", crc32(raw)))
-            f.flush()  # on littlefs this commits the file (lfs_file_sync)
-        self.gen = gen
-        self._cur = i
+def load(base):
+    """The newest intact value (bytes), or None if neither copy is intact."""
+    got = _newest(base)
+    return got and got[2]
+
+
+def save(base, data):
+    """Write data (any buffer) as the next generation into the copy not holding the newest value."""
+    cur = _newest(base)
+    gen, i = (cur[0] + 1, 1 - cur[1]) if cur else (1, 0)
+    head = struct.pack(">2sIH", b"MS", gen, len(data))
+    with open(base + (".a", ".b")[i], "wb") as f:
+        f.write(head)
+        f.write(data)
+        f.write(struct.pack(">I", crc32(data, crc32(head))))
+        f.flush()  # on littlefs this commits the file (lfs_file_sync)

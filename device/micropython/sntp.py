@@ -51,7 +51,7 @@ class Sntp:
                 self.start(addr, app.up)
                 self._deadline = time.ticks_add(now, _TIMEOUT_MS)
             except OSError as e:
-                app.board.log("ntp: %r" % e)
+                print("ntp: %r" % e)
                 self._next = time.ticks_add(now, min(_RETRY_MS, cfg["ntp_resync_s"] * 1000))
 
     def start(self, addr, up_ms):
