@@ -6,7 +6,7 @@
 # Only the steady state is here. start.py builds and boots the App (the composition root, freed
 # after boot); what happens seldom is in modules loaded for the occasion and dropped afterwards
 # (App.load): link.py (connecting, losing the link), servercfg.py (a server config arrives),
-# slots.py (a counter to persist), console.py (a command on the desk's console).
+# slots.py (a counter to persist), desk.py (a command on the desk's console).
 import gc
 import struct
 import sys
@@ -34,6 +34,18 @@ _RATING = const(1)
 _INCIDENT = const(2)
 _F_THANKS = const(1)  # pressed during the thank-you state
 _F_TS = const(2)  # ts is meaningful (the clock was synced when the event happened)
+# App.stats: connects, events sent, events acked, re-send rounds, refused server messages,
+# heartbeats, NTP syncs (link.py and sntp.py count theirs by index too; desk.py prints them).
+_SENT = const(1)
+_ACKED = const(2)
+_RESENDS = const(3)
+_BAD_MSGS = const(4)
+_HB = const(5)
+# App.mem: heap in use after start-up, its peak, its peak after collections, the next collection.
+_BASE = const(0)
+_PEAK = const(1)
+_LIVE = const(2)
+_GC_AT = const(3)
 
 FW_VERSION = "1.0.0"
 
@@ -49,34 +61,28 @@ class App:
         self.outbox = outbox
         self.buttons = buttons
         self.dir = cfg["data_dir"]  # the state slots (epoch, dropped) and the config slots are here
-        base = "motcua/v1/dev/%s/" % self.dev
-        self.t_evt = (base + "evt").encode()
-        self.t_hb = (base + "hb").encode()
-        self.t_status = (base + "status").encode()
-        self.t_ack = (base + "ack").encode()
-        self.t_cfg = (base + "cfg").encode()
-        self.mq = mqtt.Client(self.dev, self._on_message, cfg["keepalive_s"])
+        # docs/protocol.md §2: every topic of the box is motcua/v1/dev/<id>/ + evt, hb, status, ack, cfg
+        self.mq = mqtt.Client(self.dev, b"motcua/v1/dev/%s/" % self.dev, self.on_message, cfg["keepalive_s"] * 1000)
         self.clock = None  # sntp.Sntp when an NTP server is configured
         self.display = None  # display.Screen when a display is configured
-        self._ticks = time.ticks_ms()
+        self.ticks = time.ticks_ms()
         self.up = 0  # ms since start-up, never wrapping (ticks_ms wraps after 12.4 days)
         self.ep = 0
         self.seq = 0  # last sequence number assigned in this epoch
         self.dropped = 0  # events lost for good, ever (overflow, flash failure, damaged records)
         self.accounted = 0  # of the outbox's drops and losses, those already in `dropped`
         self.offset = None  # Unix ms = uptime + offset, once NTP answered
-        self.server_cfg = None  # counter and official of the applied config, kept for the display
         self.cfg_rev = 0
         self.hb_ms = cfg["hb_s"] * 1000
-        self.stats = {"connects": 0, "sent": 0, "acked": 0, "resends": 0, "bad_msgs": 0, "hb": 0, "ntp": 0}
+        self.stats = [0] * 7
         self._lit = False
         self._sub_told = False  # "subscribed" reported for the current connection
         self.ui_dirty = True
-        self.base_alloc = self.peak_alloc = self.peak_live = self._gc_at = 0
+        self.mem = [0] * 4
         self.backoff = cfg["backoff_min_ms"]
         self.wifi_wait = cfg["wifi_retry_ms"]
         self.resend_ms = cfg["resend_ms"]
-        self.mq_next = self.wifi_next = self.hb_next = self.progress_at = self._ticks
+        self.mq_next = self.wifi_next = self.hb_next = self.progress_at = self.ticks
         self.addr = None  # the broker's address, looked up once (DNS blocks)
 
     # ---- main loop ----
@@ -85,10 +91,11 @@ class App:
         """The main loop, forever; a bug resets the board (the outbox keeps every press)."""
         gc.collect()
         gc.threshold(_GC_SLACK)
-        self.base_alloc = self.peak_live = gc.mem_alloc()
-        self._gc_at = self.base_alloc + _GC_SLACK
+        mem = self.mem
+        mem[_BASE] = mem[_PEAK] = mem[_LIVE] = gc.mem_alloc()
+        mem[_GC_AT] = mem[_BASE] + _GC_SLACK
         b = self.board
-        b.emit("boot", ep=self.ep, pending=self.outbox.pending, lost=self.outbox.lost, heap=self.base_alloc,
+        b.emit("boot", ep=self.ep, pending=self.outbox.pending, lost=self.outbox.lost, heap=mem[_BASE],
                levels=self.buttons.levels, cfg_rev=self.cfg_rev)
         try:
             while True:
@@ -102,28 +109,45 @@ class App:
     def step(self):
         """One pass over everything; True when work is left that should not wait for _LOOP_MS."""
         now = time.ticks_ms()
-        self.up += time.ticks_diff(now, self._ticks)
-        self._ticks = now
-        self.board.wdt_feed()
-        self.board.poll(now)
+        self.up += time.ticks_diff(now, self.ticks)
+        self.ticks = now
+        b, bt = self.board, self.buttons
+        b.wdt_feed()
+        b.poll(now)
         self._presses(now)
-        busy = self._net(now)
-        self._ui(now)
-        self._memory()
+        busy = self.net(now)
+        lit = bt.last_press is not None and time.ticks_diff(now, bt.last_press) < max(bt.thanks_ms, _LED_MIN_MS)
+        if self._lit and not lit:
+            b.thanks_over()  # the feedback LED, lit in the interrupt, goes off here
+        self._lit = lit
+        if self.display is not None:
+            self.display.update(self, now)
+        # Memory: the peak is sampled every pass (and in load()); a collection whenever the heap
+        # grew _GC_SLACK since the last one, on top of gc.threshold's.
+        mem = self.mem
+        a = gc.mem_alloc()
+        if a > mem[_PEAK]:
+            mem[_PEAK] = a
+        if a > mem[_GC_AT]:
+            gc.collect()
+            a = gc.mem_alloc()
+            if a > mem[_LIVE]:
+                mem[_LIVE] = a
+            mem[_GC_AT] = a + _GC_SLACK
         return busy
 
-    def load(self, name, fn, *args):
-        """name.fn(*args) of a module needed only now and then, which leaves the heap afterwards.
-        The heap peak is sampled while it is loaded, so the figures include it."""
+    def load(self, name, function, *args):
+        """name.function(*args) of a module needed only now and then, which leaves the heap
+        afterwards. The heap peak is sampled while it is loaded, so the figures include it."""
         gc.collect()
         mod = __import__(name)
         try:
-            return getattr(mod, fn)(*args)
+            return getattr(mod, function)(*args)
         finally:
             del sys.modules[name]
             a = gc.mem_alloc()
-            if a > self.peak_alloc:
-                self.peak_alloc = a
+            if a > self.mem[_PEAK]:
+                self.mem[_PEAK] = a
 
     def _presses(self, now):
         ob = self.outbox
@@ -157,7 +181,8 @@ class App:
 
     # ---- network supervisor ----
 
-    def _net(self, now):
+    def net(self, now):
+        """The network supervisor's pass: Wi-Fi, MQTT, NTP; True when sending should go on at once."""
         mq = self.mq
         if not self.board.wifi_up():
             if mq.sock is not None or time.ticks_diff(now, self.wifi_next) >= 0:
@@ -184,37 +209,38 @@ class App:
             if mq.subscribed and not self._sub_told:
                 self._sub_told = True
                 self.board.emit("subscribed")  # acks and configs can reach us from now on
-            busy = self._pump(now)
+            busy = self.send(now)
             mq.poll(now)  # send what the pump queued without waiting a loop
             return busy
         except (OSError, mqtt.MQTTError) as e:
             self.load("link", "fail", self, now, e)
             return False
 
-    def _pump(self, now):
+    def send(self, now):
+        """Re-send rounds, the heartbeat, and unacked events within the window (§7)."""
         ob, mq = self.outbox, self.mq
         if ob.outstanding and time.ticks_diff(now, self.progress_at) >= self.resend_ms:
             # §7: no ack for a while: send the unacked events again, waiting longer each time.
             ob.rewind()
             self.resend_ms = min(self.resend_ms * 2, self.cfg["resend_max_ms"])
             self.progress_at = now
-            self.stats["resends"] += 1
-        if time.ticks_diff(now, self.hb_next) >= 0 and mq.can_publish(len(self.t_hb), _MAX_EVENT_BYTES, 0):
-            self._heartbeat(now)
+            self.stats[_RESENDS] += 1
+        if time.ticks_diff(now, self.hb_next) >= 0 and mq.can_publish(_MAX_EVENT_BYTES, 0):
+            self.heartbeat(now)
         window = self.cfg["window"]
-        while ob.outstanding < window and mq.can_publish(len(self.t_evt), _MAX_EVENT_BYTES):
+        while ob.outstanding < window and mq.can_publish(_MAX_EVENT_BYTES):
             rec = ob.next_unsent()
             if rec is None:
                 return False
             if ob.outstanding == 1:
                 self.progress_at = now  # the resend clock starts with the first event of a round
-            mq.publish(self.t_evt, self._encode(rec), now, qos=1)
-            self.stats["sent"] += 1
+            mq.publish(b"evt", self.encode(rec), now, qos=1)
+            self.stats[_SENT] += 1
         return ob.outstanding < window and ob.pending > ob.outstanding
 
-    def _encode(self, rec):
-        # Re-encoded from the flash record at every send: the encoding is deterministic, so a
-        # re-send carries the same bytes (§7 "dup").
+    def encode(self, rec):
+        """The signed event of an outbox record. Re-encoded from the flash record at every send: the
+        encoding is deterministic, so a re-send carries the same bytes (§7 "dup")."""
         typ, a, b, flags, ep, seq, up, ts = rec
         if typ == _RATING:
             body, name = wire.rating(a, b, flags & _F_THANKS), "rating"
@@ -222,62 +248,43 @@ class App:
             body, name = '{"kind":"complaint"}', "incident"
         return wire.encode(self.key, self.dev, ep, seq, up, ts if flags & _F_TS else None, name, body)
 
-    def _heartbeat(self, now):
+    def heartbeat(self, now):
+        """Publish the §4 heartbeat (QoS 0), and schedule the next."""
         synced = self.offset is not None
         body = wire.heartbeat(FW_VERSION, self.outbox.pending, synced, gc.mem_free(), self.dropped,
                               self.board.rssi())
-        self.mq.publish(self.t_hb, wire.encode(self.key, self.dev, self.ep, self.seq, self.up,
+        self.mq.publish(b"hb", wire.encode(self.key, self.dev, self.ep, self.seq, self.up,
                                                self.up + self.offset if synced else None, "heartbeat", body),
                         now, qos=0)
         self.hb_next = time.ticks_add(now, self.hb_ms)
-        self.stats["hb"] += 1
+        self.stats[_HB] += 1
 
     # ---- messages from the server ----
 
-    def _on_message(self, topic, payload):
-        # topic and payload are memoryviews of the receive buffer. One bad message is logged and
-        # counted; it never stops the loop or the connection.
+    def on_message(self, topic, data):
+        """A message from the server; topic (after the device prefix) and payload are memoryviews of
+        the receive buffer. One bad message is logged and counted; it never stops the loop."""
         try:
-            if topic == self.t_ack:
+            if topic == b"ack":
                 n = 0
-                for a in wire.parse_ack(self.key, self.dev, payload):
+                for a in wire.parse_ack(self.key, self.dev, data):
                     if self.outbox.ack(a[0], a[1]):  # ok, dup and quar all mean: delete (§7)
                         n += 1
                 if n:
-                    self.stats["acked"] += n
+                    self.stats[_ACKED] += n
                     self.resend_ms = self.cfg["resend_ms"]
                     self.progress_at = time.ticks_ms()
                     self.ui_dirty = True
-            elif topic == self.t_cfg:
-                self.load("servercfg", "apply", self, payload, True)
+            elif topic == b"cfg":
+                self.load("servercfg", "apply", self, data, True)
         except Exception as e:
-            self.stats["bad_msgs"] += 1
+            self.stats[_BAD_MSGS] += 1
             code = e.args[0] if isinstance(e, wire.ProtocolError) else "error"
             t = str(topic, "utf-8")
             print("refused message on %s: %r" % (t, e))
             self.board.emit("refused", topic=t, code=code)
 
-    # ---- feedback, memory, counters ----
-
-    def _ui(self, now):
-        bt = self.buttons
-        lit = bt.last_press is not None and time.ticks_diff(now, bt.last_press) < max(bt.thanks_ms, _LED_MIN_MS)
-        if self._lit and not lit:
-            self.board.thanks_over()  # the feedback LED, lit in the interrupt, goes off here
-        self._lit = lit
-        if self.display is not None:
-            self.display.update(self, now)
-
-    def _memory(self):
-        a = gc.mem_alloc()
-        if a > self.peak_alloc:
-            self.peak_alloc = a
-        if a > self._gc_at:
-            gc.collect()
-            a = gc.mem_alloc()
-            if a > self.peak_live:
-                self.peak_live = a
-            self._gc_at = a + _GC_SLACK
+    # ---- counters ----
 
     def save_counters(self):
         """Fold the outbox's overflow drops and damaged records into `dropped` (§4) and persist

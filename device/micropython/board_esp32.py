@@ -20,7 +20,7 @@ class Board:
     def __init__(self, cfg):
         self.cfg = cfg
         self.app = None  # unused: a box has no console commands
-        self._buttons = None
+        self.buttons = None
         self._pins = []
         self.led = machine.Pin(cfg["led_pin"], machine.Pin.OUT, value=0)
         self._pwm = None
@@ -37,13 +37,13 @@ class Board:
         self._settle_cb = self._on_settle  # bound once: no allocation inside interrupts
         self._quiet_cb = self._on_quiet
 
-    def emit(self, kind, **fields):
+    def emit(self, event, **fields):
         pass  # the desk's test channel; nothing listens on a real box
 
     # ---- buttons, LED, buzzer ----
 
     def start(self, buttons):
-        self._buttons = buttons
+        self.buttons = buttons
         pins = list(self.cfg["button_pins"])
         if self.cfg["complaint_pin"] is not None:
             pins.append(self.cfg["complaint_pin"])
@@ -54,7 +54,7 @@ class Board:
             self._pins.append(p)
 
     def _irq(self, i):
-        buttons = self._buttons
+        buttons = self.buttons
 
         def on_edge(_pin):
             now = time.ticks_ms()
@@ -76,21 +76,21 @@ class Board:
     def _on_settle(self, _t):
         self._armed = False
         now = time.ticks_ms()
-        wait = self._buttons.settle(now, self._pressed)
+        wait = self.buttons.settle(now, self._pressed)
         if wait >= 0:
             self._arm(now, wait + 1)
 
     def _pressed(self, i):
         return self._pins[i].value() == 0
 
-    def feedback(self, i, flagged):
+    def feedback(self, i, flag):
         # Runs in the debounce timer's callback: the LED lights and the beep starts at once,
         # whatever the main loop is doing.
         self.led.value(1)
         if self._pwm is not None:
-            self._pwm.freq(FLAG_BEEP_HZ if flagged else BEEP_HZ)
+            self._pwm.freq(FLAG_BEEP_HZ if flag else BEEP_HZ)
             self._pwm.duty_u16(_DUTY_ON)
-            self._beep.init(mode=machine.Timer.ONE_SHOT, period=FLAG_BEEP_MS if flagged else BEEP_MS,
+            self._beep.init(mode=machine.Timer.ONE_SHOT, period=FLAG_BEEP_MS if flag else BEEP_MS,
                             callback=self._quiet_cb)
 
     def _on_quiet(self, _t):

@@ -20,9 +20,8 @@ import time
 
 from micropython import const
 
-# Commands of the board itself (the others go to the app): interpreted by desk.py, loaded for the
-# line and dropped afterwards, as a board at a counter has no such code.
-_BOARD_COMMANDS = ("press", "bounce", "complaint", "burst", "net")
+# Commands are interpreted by desk.py, loaded for the line and dropped afterwards, as a board at a
+# counter has no such code.
 _FINGER = const(2)  # the "level" of a scheduled event that only notes when the finger goes down
 
 
@@ -31,8 +30,8 @@ class Board:
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.app = None  # the App, for the console commands the board does not handle itself
-        self._buttons = None
+        self.app = None  # the App: console lines run through App.load (desk.py)
+        self.buttons = None
         self._level = None
         # (due tick, button index, level) of scheduled pin changes, few at a time; level _FINGER is
         # the moment the finger goes down, the start of the feedback latency
@@ -44,17 +43,16 @@ class Board:
         self._wdt_ms = 0
         self._wdt_last = None
         self.wdt_max_gap = 0
-        self._line = bytearray()
-        self._stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
-        self._poll = select.poll()
-        self._poll.register(sys.stdin, select.POLLIN)
+        self.line = bytearray()
+        self.poller = select.poll()
+        self.poller.register(sys.stdin, select.POLLIN)
         self._eof = False
 
     # ---- output ----
 
-    def emit(self, kind, **fields):
+    def emit(self, event, **fields):
         """One machine-readable line for the test harness (streamed: no copy of the line in RAM)."""
-        fields["t"] = kind
+        fields["t"] = event
         out = sys.stdout
         out.write("@")
         json.dump(fields, out)
@@ -63,7 +61,7 @@ class Board:
     # ---- buttons, LED, buzzer ----
 
     def start(self, buttons):
-        self._buttons = buttons
+        self.buttons = buttons
         self._level = bytearray(buttons.n)
         self._down_at = [0] * buttons.n
         self._free_at = [time.ticks_ms()] * buttons.n
@@ -71,19 +69,19 @@ class Board:
     def _pressed(self, i):
         return self._level[i] == 1
 
-    def _edge(self, i, level, now):
+    def edge(self, i, value, now):
         # What the ESP32's pin interrupt does: note the edge, (re)arm the debounce timer.
-        self._level[i] = level
-        self._buttons.edge(i, now)
-        due = time.ticks_add(now, self._buttons.debounce_ms)
+        self._level[i] = value
+        self.buttons.edge(i, now)
+        due = time.ticks_add(now, self.buttons.debounce_ms)
         # One timer serves all buttons: an edge may bring it forward, never push it back (that
         # would delay a button already waiting to settle).
         if self._timer_at is None or time.ticks_diff(due, self._timer_at) < 0:
             self._timer_at = due
 
-    def feedback(self, i, flagged):
+    def feedback(self, i, flag):
         now = time.ticks_ms()
-        self.emit("fb", b=i, flag=flagged, lat=time.ticks_diff(now, self._down_at[i]))
+        self.emit("fb", b=i, flag=flag, lat=time.ticks_diff(now, self._down_at[i]))
 
     def thanks_over(self):
         self.emit("led", on=0)
@@ -99,15 +97,15 @@ class Board:
                 if e[2] == _FINGER:
                     self._down_at[e[1]] = e[0]
                 else:
-                    self._edge(e[1], e[2], now)
+                    self.edge(e[1], e[2], now)
         if self._timer_at is not None and time.ticks_diff(now, self._timer_at) >= 0:
             self._timer_at = None
-            wait = self._buttons.settle(now, self._pressed)
+            wait = self.buttons.settle(now, self._pressed)
             if wait >= 0:
                 self._timer_at = time.ticks_add(now, wait)
         bu = self._burst
         if bu and time.ticks_diff(now, bu[2]) >= 0:
-            b = self._buttons
+            b = self.buttons
             i = bu[3] % b.levels
             bu[3] += 1
             bu[0] -= 1
@@ -117,31 +115,27 @@ class Board:
             if not bu[0]:
                 self._burst = None
                 self.emit("burst_done", n=bu[3])
-        self._read_commands(now)
+        self.readline(now)
 
-    def _read_commands(self, now):
+    def readline(self, now):
+        """Read what stdin has; run each complete command line (desk.py)."""
         while not self._eof:
-            for _ in self._poll.ipoll(0):  # ipoll: nothing allocated when no line is waiting
+            for _ in self.poller.ipoll(0):  # ipoll: nothing allocated when no line is waiting
                 break
             else:
                 return
-            c = self._stdin.read(1)
+            c = sys.stdin.buffer.read(1)
             if not c:
                 self._eof = True  # the parent closed the pipe: keep running, as a board would
                 return
             if c == b"\n":
-                line = self._line.decode().strip()
-                self._line = bytearray()
+                line = self.line.decode().strip()
+                self.line = bytearray()
                 words = line.split()
-                if words and words[0] in _BOARD_COMMANDS:
-                    import desk
-
-                    desk.command(self, words, now)
-                    del sys.modules["desk"]
-                elif words and self.app is not None:
-                    self.app.load("console", "command", self.app, words)
+                if words and self.app is not None:
+                    self.app.load("desk", "command", self, words, now)
             else:
-                self._line.extend(c)
+                self.line.extend(c)
 
     def sleep_ms(self, ms):
         """Idle until ms pass, a command arrives or a pin change / the timer is due."""
@@ -153,7 +147,7 @@ class Board:
         if self._burst:
             ms = min(ms, max(0, time.ticks_diff(self._burst[2], now)))
         if ms > 0 and not self._eof:
-            for _ in self._poll.ipoll(ms):
+            for _ in self.poller.ipoll(ms):
                 break
         elif ms > 0:
             time.sleep_ms(ms)
@@ -186,7 +180,7 @@ class Board:
         """The desk's SSD1306: a display.Screen whose lines are reported as JSON when they change."""
         import display
 
-        return display.Screen(lambda rows: self.emit("display", lines=rows))
+        return display.Screen(lambda lines: self.emit("display", lines=lines))
 
     def reset(self):
         sys.exit(3)

@@ -30,7 +30,7 @@ class Buttons:
         self.thanks_ms = thanks_ms
         self.feedback = feedback
         self._edge_at = [0] * n
-        self._state = bytearray(n)
+        self.state = bytearray(n)
         # Single producer (interrupt) / single consumer (main loop): each index has one writer, so
         # no read-modify-write is shared and no interrupt needs disabling. Holds _RING - 1 presses.
         self._q = bytearray(_RING)
@@ -44,23 +44,24 @@ class Buttons:
     def edge(self, i, now):
         """A pin changed level (interrupt context); the caller arms settle() debounce_ms later."""
         self._edge_at[i] = now
-        self._state[i] |= _PENDING
+        self.state[i] |= _PENDING
 
-    def settle(self, now, pressed):
-        """Timer callback: accept buttons quiet for debounce_ms; returns ms until the next check or -1."""
+    def settle(self, now, read):
+        """Timer callback: accept buttons quiet for debounce_ms (read(i): is button i down?); returns
+        ms until the next check, or -1."""
         wait = -1
         for i in range(self.n):
-            st = self._state[i]
+            st = self.state[i]
             if not st & _PENDING:
                 continue
             left = self.debounce_ms - time.ticks_diff(now, self._edge_at[i])
             if left > 0:
                 wait = left if wait < 0 or left < wait else wait
                 continue
-            if not pressed(i):
-                self._state[i] = 0  # released (after its bounces): the next press counts again
+            if not read(i):
+                self.state[i] = 0  # released (after its bounces): the next press counts again
                 continue
-            self._state[i] = _DOWN
+            self.state[i] = _DOWN
             if not st & _DOWN:
                 self.accept(i, now)
         return wait

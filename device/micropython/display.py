@@ -91,12 +91,13 @@ def screen(cfg, online, waiting, thanks):
 
 
 class Screen:
-    """The display of the running box: App._ui calls update() every pass; draw(rows) puts the
+    """The display of the running box: App.step calls update() every pass; draw(rows) puts the
     screen() lines on the panel. Redrawn at once for the thank-you state and link changes, at most
     every _REFRESH_MS for the rest (the outbox counter), and only when a line changed."""
 
     def __init__(self, draw):
         self._draw = draw
+        self.cfg = None  # counter and official of the applied server config (servercfg.py)
         self._rows = None
         self._at = 0  # tick of the last redraw
         self._thanks = self._online = None
@@ -111,7 +112,7 @@ class Screen:
             return
         app.ui_dirty = False
         self._at = now
-        rows = screen(app.server_cfg, online, app.outbox.pending, th)
+        rows = screen(self.cfg, online, app.outbox.pending, th)
         if rows != self._rows:
             self._rows = rows
             self._draw(rows)

@@ -8,8 +8,14 @@
 # Scope: QoS 0 and 1 publish, QoS 1 subscribe, keepalive with PINGREQ, last will, clean sessions.
 # QoS 1 resends inside a session are not needed: every connection is a clean session and the
 # device's end-to-end outbox re-sends anything the server has not acked (docs/protocol.md §7).
+# Every topic of a box is its device prefix plus a short name (docs/protocol.md §2: "evt", "ack"...):
+# the client writes and matches the prefix itself, so no topic is ever built in RAM.
 # This module is the steady state; the packets that begin and end a session (CONNECT, SUBSCRIBE,
-# DISCONNECT) are in mqtt_session.py, which the supervisor loads only while one begins or ends.
+# DISCONNECT) are in link.py, which the supervisor loads only while one begins or ends.
+#
+# Names: attributes and methods reuse names the interpreter has interned already (buf, sock, poll,
+# flush, recv...) where they fit, so that the firmware's own names stay under one qstr pool
+# (docs/firmware.md §6).
 import select
 import struct
 import time
@@ -35,6 +41,11 @@ _TX_SIZE = const(1024)
 _MAX_INFLIGHT = const(8)
 # CONNECT to CONNACK, including the TCP handshake.
 _CONNECT_TIMEOUT_MS = const(5000)
+# Client.stats: packets too large for the receive buffer, PINGREQs sent, PINGRESPs and PUBACKs received.
+_DISCARDED = const(0)
+_PINGS = const(1)
+_PONGS = const(2)
+_PUBACKS = const(3)
 
 
 class MQTTError(Exception):
@@ -42,47 +53,37 @@ class MQTTError(Exception):
     when the broker refused the connection (§3.2.2.3)."""
 
 
-def _enc_len(buf, at, n):
-    # §2.2.3 remaining length: 7 bits per byte, high bit = more bytes follow. Returns the end.
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        buf[at] = b | 0x80 if n else b
-        at += 1
-        if not n:
-            return at
-
-
 class Client:
-    """One MQTT connection at a time; on_message(topic, payload) receives memoryviews (copy to keep).
+    """One MQTT connection at a time to the topics prefix + name. on_message(name, payload) receives
+    memoryviews of the receive buffer (copy to keep).
 
     `sock` is None while closed; `connected` once the CONNACK accepted, `subscribed` once the SUBACK
-    granted. mqtt_session.open(), subscribe() and disconnect() queue the packets of a session."""
+    granted. link.py starts a session (CONNECT, SUBSCRIBE) and ends it (DISCONNECT)."""
 
-    def __init__(self, client_id, on_message, keepalive_s=60):
+    def __init__(self, client_id, prefix, on_message, keepalive_ms):
         self.client_id = client_id
+        self.prefix = prefix
         self.on_message = on_message
-        self.keepalive_ms = keepalive_s * 1000
-        self._rx = bytearray(_RX_SIZE)
-        self._rxv = memoryview(self._rx)
-        self._tx = bytearray(_TX_SIZE)
-        self._txv = memoryview(self._tx)
+        self.keepalive_ms = keepalive_ms
+        self.buf = bytearray(_RX_SIZE)  # received bytes not yet handled
+        self._rxv = memoryview(self.buf)
+        self.out_buf = bytearray(_TX_SIZE)  # queued bytes not yet written
+        self._txv = memoryview(self.out_buf)
         self._pids = [0] * _MAX_INFLIGHT  # QoS 1 packet ids waiting for PUBACK (0 = free)
         self._sent_at = [0] * _MAX_INFLIGHT
         self.sock = None
-        self._poll = select.poll()
-        self._rxn = self._skip = self._txn = self._pid = 0
+        self.poller = select.poll()
+        self._rxn = self._skip = self.pos = self.id = 0  # bytes in buf, to skip, in out_buf; last packet id
         self.connected = self.subscribed = self._writable = False
         self._ping_at = None
         self._last_tx = self._last_rx = 0  # ticks; _last_tx also times the CONNACK
-        self.discarded = 0  # received packets too large for the receive buffer
-        self.pings = self.pongs = self.pubacks = 0
+        self.stats = [0, 0, 0, 0]  # _DISCARDED, _PINGS, _PONGS, _PUBACKS
 
     def close(self):
         """Drop the connection without DISCONNECT, so the broker publishes the last will (§3.1.2.5)."""
         if self.sock is not None:
             try:
-                self._poll.unregister(self.sock)
+                self.poller.unregister(self.sock)
             except (OSError, KeyError, ValueError):
                 pass
             self.sock.close()
@@ -91,46 +92,65 @@ class Client:
 
     # ---- transmit buffer ----
 
-    def head(self, first, n):
+    def head(self, code, n):
         """Queue a fixed header (§2.2): packet type and flags, remaining length n; raises if the whole
         packet does not fit the transmit buffer. The caller queues the n bytes that follow."""
-        if len(self._tx) - self._txn < 1 + (1 if n < 128 else 2 if n < 16384 else 3) + n:
+        buf, at = self.out_buf, self.pos
+        if len(buf) - at < 1 + (1 if n < 128 else 2 if n < 16384 else 3) + n:
             raise MQTTError("transmit buffer full")
-        self._tx[self._txn] = first
-        self._txn = _enc_len(self._tx, self._txn + 1, n)
+        buf[at] = code
+        at += 1
+        while True:  # §2.2.3 remaining length: 7 bits per byte, high bit = more bytes follow
+            b = n & 0x7F
+            n >>= 7
+            buf[at] = b | 0x80 if n else b
+            at += 1
+            if not n:
+                break
+        self.pos = at
 
-    def put(self, data, prefixed=True):
-        """Queue bytes, after their 16-bit length when prefixed (§1.5.3 strings); head() made room."""
+    def put(self, data, length=True):
+        """Queue bytes, after their 16-bit length if `length` (§1.5.3 strings); head() made room."""
         n = len(data)
-        at = self._txn
-        if prefixed:
-            struct.pack_into(">H", self._tx, at, n)
+        at = self.pos
+        if length:
+            struct.pack_into(">H", self.out_buf, at, n)
             at += 2
-        self._tx[at:at + n] = data
-        self._txn = at + n
+        self.out_buf[at:at + n] = data
+        self.pos = at + n
 
-    def can_publish(self, topic_len, payload_len, qos=1):
-        """True when a publish of this size fits the transmit buffer and, for QoS 1, a free slot."""
+    def put_topic(self, topic):
+        """Queue the topic prefix + topic as one MQTT string (§3.3.2.1)."""
+        struct.pack_into(">H", self.out_buf, self.pos, len(self.prefix) + len(topic))
+        self.pos += 2
+        self.put(self.prefix, False)
+        self.put(topic, False)
+
+    def can_publish(self, n, qos=1):
+        """True when a publish of topic + payload of n bytes fits the transmit buffer and, for QoS 1,
+        a packet id is free."""
         if not self.connected or (qos and 0 not in self._pids):
             return False
-        n = 2 + topic_len + (2 if qos else 0) + payload_len
-        return len(self._tx) - self._txn >= 1 + (1 if n < 128 else 2 if n < 16384 else 3) + n
+        n += 2 + len(self.prefix) + (2 if qos else 0)
+        return len(self.out_buf) - self.pos >= 1 + (1 if n < 128 else 2 if n < 16384 else 3) + n
 
-    def publish(self, topic, payload, now, qos=0, retain=False):
-        """Queue a PUBLISH (§3.3); returns its packet id (0 for QoS 0). Check can_publish() first."""
-        self.head(_PUBLISH | (qos << 1) | (1 if retain else 0), 2 + len(topic) + (2 if qos else 0) + len(payload))
-        self.put(topic)
+    def publish(self, topic, data, now, qos=0, retain=False):
+        """Queue a PUBLISH (§3.3) of data to prefix + topic; returns its packet id (0 for QoS 0).
+        Check can_publish() first."""
+        self.head(_PUBLISH | (qos << 1) | (1 if retain else 0),
+                  2 + len(self.prefix) + len(topic) + (2 if qos else 0) + len(data))
+        self.put_topic(topic)
         pid = 0
         if qos:
             if 0 not in self._pids:
                 raise MQTTError("too many QoS 1 messages in flight")
             i = self._pids.index(0)
-            self._pid = pid = self._pid % 65535 + 1  # §2.3.1: non-zero 16-bit
+            self.id = pid = self.id % 65535 + 1  # §2.3.1: non-zero 16-bit
             self._pids[i] = pid
             self._sent_at[i] = now
-            struct.pack_into(">H", self._tx, self._txn, pid)
-            self._txn += 2
-        self.put(payload, False)
+            struct.pack_into(">H", self.out_buf, self.pos, pid)
+            self.pos += 2
+        self.put(data, False)
         return pid
 
     # ---- the pump ----
@@ -138,31 +158,33 @@ class Client:
     def poll(self, now):
         """Move bytes both ways and enforce the timers; raises MQTTError or OSError on failure."""
         if self.sock is None:
-            raise MQTTError("not open")
-        for _s, ev in self._poll.ipoll(0):  # ipoll: no list allocated per pass
+            raise MQTTError("no connection open")
+        for _s, ev in self.poller.ipoll(0):  # ipoll: no list allocated per pass
             if ev & (select.POLLERR | select.POLLHUP) and not ev & select.POLLIN:
                 raise MQTTError("connection lost")
             if ev & select.POLLOUT:
                 self._writable = True
             if ev & select.POLLIN:
-                self._receive(now)
-        self._flush(now)
-        self._poll.modify(self.sock, select.POLLIN | (select.POLLOUT if self._txn or not self._writable else 0))
-        self._timers(now)
+                self.recv(now)
+        self.flush(now)
+        self.poller.modify(self.sock, select.POLLIN | (select.POLLOUT if self.pos or not self._writable else 0))
+        self.tick(now)
 
-    def _flush(self, now):
-        if not (self._writable and self._txn):
+    def flush(self, now):
+        """Write what the socket takes of the transmit buffer now."""
+        if not (self._writable and self.pos):
             return
-        w = self.sock.write(self._txv[:self._txn])
+        w = self.sock.write(self._txv[:self.pos])
         if w:
-            rest = self._txn - w
-            self._tx[:rest] = self._txv[w:self._txn]
-            self._txn = rest
+            rest = self.pos - w
+            self.out_buf[:rest] = self._txv[w:self.pos]
+            self.pos = rest
             self._last_tx = now
 
-    def _receive(self, now):
+    def recv(self, now):
+        """Read what the socket has and handle every complete packet."""
         while True:
-            want = len(self._rx) - self._rxn
+            want = len(self.buf) - self._rxn
             n = self.sock.readinto(self._rxv[self._rxn:]) if want else None
             if n is None:
                 return
@@ -170,16 +192,17 @@ class Client:
                 raise MQTTError("closed by the broker")
             self._last_rx = now
             self._rxn += n
-            self._parse(now)
+            self.parse(now)
             if n < want:
                 return  # a short read: the socket has nothing more right now
 
-    def _parse(self, now):
-        rx = self._rx
+    def parse(self, now):
+        """Handle the complete packets at the start of the receive buffer."""
+        rx = self.buf
         while self._rxn:
             if self._skip:  # the rest of an oversized packet
                 k = min(self._skip, self._rxn)
-                self._consume(k)
+                self.pop(k)
                 self._skip -= k
                 continue
             # §2.2.3: fixed header, then up to 4 bytes of remaining length.
@@ -207,61 +230,65 @@ class Client:
                     if i + 4 + tl <= len(rx):  # else even the packet id does not fit: unanswered
                         if self._rxn < i + 4 + tl:
                             return
-                        self._puback((rx[i + 2 + tl] << 8) | rx[i + 3 + tl])
-                self.discarded += 1
+                        self.ack((rx[i + 2 + tl] << 8) | rx[i + 3 + tl])
+                self.stats[_DISCARDED] += 1
                 self._skip = total
-                self._flush(now)
+                self.flush(now)
                 continue
             if self._rxn < total:
                 return
             self._packet(rx[0], i, size)
-            self._consume(total)
+            self.pop(total)
 
-    def _consume(self, k):
-        rest = self._rxn - k
+    def pop(self, n):
+        """Drop the first n bytes of the receive buffer."""
+        rest = self._rxn - n
         if rest:
-            self._rx[:rest] = self._rxv[k:self._rxn]
+            self.buf[:rest] = self._rxv[n:self._rxn]
         self._rxn = rest
 
-    def _packet(self, head, at, size):
-        rx = self._rx
-        kind = head & 0xF0
+    def _packet(self, code, pos, n):
+        rx = self.buf
+        kind = code & 0xF0
         if kind == _PUBLISH:
-            qos = (head >> 1) & 3
-            tl = (rx[at] << 8) | rx[at + 1]
-            topic = self._rxv[at + 2:at + 2 + tl]
-            p = at + 2 + tl
+            qos = (code >> 1) & 3
+            tl = (rx[pos] << 8) | rx[pos + 1]
+            p = pos + 2 + tl
             pid = 0
             if qos:
                 pid = (rx[p] << 8) | rx[p + 1]
                 p += 2
-            self.on_message(topic, self._rxv[p:at + size])
+            k = len(self.prefix)
+            if tl > k and self._rxv[pos + 2:pos + 2 + k] == self.prefix:  # else not one of ours: ignored
+                self.on_message(self._rxv[pos + 2 + k:pos + 2 + tl], self._rxv[p:pos + n])
             if qos == 1:
-                self._puback(pid)  # §4.3.2: after the message is handled, so an ack is applied first
+                self.ack(pid)  # §4.3.2: after the message is handled, so an ack is applied first
         elif kind == _PUBACK:
-            pid = (rx[at] << 8) | rx[at + 1]
+            pid = (rx[pos] << 8) | rx[pos + 1]
             if pid in self._pids:
                 self._pids[self._pids.index(pid)] = 0
-                self.pubacks += 1
+                self.stats[_PUBACKS] += 1
         elif kind == _CONNACK:
-            if rx[at + 1]:
-                raise MQTTError("connection refused, return code %d" % rx[at + 1], rx[at + 1])
+            if rx[pos + 1]:
+                raise MQTTError("connection refused, return code %d" % rx[pos + 1], rx[pos + 1])
             self.connected = True
         elif kind == _SUBACK:
-            for k in range(at + 2, at + size):
+            for k in range(pos + 2, pos + n):
                 if rx[k] == 0x80:  # §3.9.3: a refused topic
                     raise MQTTError("subscription refused")
             self.subscribed = True
         elif kind == _PINGRESP:
             self._ping_at = None
-            self.pongs += 1
+            self.stats[_PONGS] += 1
 
-    def _puback(self, pid):
+    def ack(self, id):
+        """Queue the PUBACK of packet id (§3.4)."""
         self.head(_PUBACK, 2)
-        struct.pack_into(">H", self._tx, self._txn, pid)
-        self._txn += 2
+        struct.pack_into(">H", self.out_buf, self.pos, id)
+        self.pos += 2
 
-    def _timers(self, now):
+    def tick(self, now):
+        """Enforce the CONNACK, keepalive and PUBACK timers (poll() does it)."""
         if not self.connected:
             if time.ticks_diff(now, self._last_tx) > _CONNECT_TIMEOUT_MS:
                 raise MQTTError("no CONNACK in time")
@@ -275,10 +302,10 @@ class Client:
                 raise MQTTError("no PINGRESP in time")
         elif (time.ticks_diff(now, self._last_tx) >= ka // 2
               or time.ticks_diff(now, self._last_rx) >= ka // 2):
-            if len(self._tx) - self._txn >= 2:
+            if len(self.out_buf) - self.pos >= 2:
                 self.head(_PINGREQ, 0)
                 self._ping_at = now
-                self.pings += 1
+                self.stats[_PINGS] += 1
                 self._last_tx = now
         for i in range(len(self._pids)):
             if self._pids[i] and time.ticks_diff(now, self._sent_at[i]) > ka:

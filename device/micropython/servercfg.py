@@ -6,9 +6,9 @@ import time
 from wire import ProtocolError, check_head, need, verify
 
 
-def parse_config(key, dev, payload):
+def parse_config(key, dev, data):
     """A verified config for this device (§5), as a dict; shape checked, values not interpreted."""
-    doc = verify(key, payload)
+    doc = verify(key, data)
     check_head(doc, "config", dev)
     if need(doc, "rev", int) < 1:
         raise ProtocolError("schema", "rev must be >= 1")
@@ -23,16 +23,16 @@ def parse_config(key, dev, payload):
     return doc
 
 
-def apply(app, payload, persist):
+def apply(app, data, save):
     """Verify and apply a config (§5) to the running box; raises ProtocolError when refused.
 
     Ignored unless its rev is greater than the applied one (an old retained message replayed
     changes nothing). The signed payload is persisted as it is (config slots), so after a reboot
     without network the display is right, and the stored copy is verified again at boot."""
-    if not len(payload):
+    if not len(data):
         print("config: retained config cleared (device revoked?); keeping rev %d" % app.cfg_rev)
         return
-    doc = parse_config(app.key, app.dev, payload)
+    doc = parse_config(app.key, app.dev, data)
     rev, levels, thanks, hb = doc["rev"], doc["scale"]["levels"], doc["thanks_ms"], doc["hb_s"]
     if rev <= app.cfg_rev:
         print("config: rev %d ignored, rev %d applied" % (rev, app.cfg_rev))
@@ -42,26 +42,21 @@ def apply(app, payload, persist):
         raise ProtocolError("schema", "a scale of %d levels needs %d buttons; this box has %d"
                             % (levels, levels, wired))
     if app.display is not None:  # only the display needs the names
-        app.server_cfg = {"counter": doc["counter"], "official": doc["official"]}
+        app.display.cfg = {"counter": doc["counter"], "official": doc["official"]}
     ep_min = doc.get("ep_min")
     del doc  # the rest of the parsed config is garbage before the slots code comes in
-    if persist:
-        app.load("slots", "save", app.dir + "/config", payload)  # the bytes as signed
-    _epoch_floor(app, ep_min)
+    if save:
+        app.load("slots", "save", app.dir + "/config", data)  # the bytes as signed
+    if type(ep_min) is int and ep_min > app.ep:
+        # The server saw this box use epochs it no longer remembers (its flash was reset, §4): move
+        # to ep_min at once, on flash before any event of it, so no (ep, seq) is ever used twice.
+        app.ep, app.seq = ep_min, 0
+        app.save_counters()
+        app.hb_next = time.ticks_ms()  # the new epoch needs its clock anchor
+        app.board.emit("epoch", ep=ep_min)
     app.buttons.levels = levels
     app.buttons.thanks_ms = thanks
     app.hb_ms = hb * 1000
     app.cfg_rev = rev
     app.ui_dirty = True
     app.board.emit("cfg", rev=rev, levels=levels, thanks_ms=thanks, hb_s=hb)
-
-
-def _epoch_floor(app, ep_min):
-    # The server saw this box use epochs it no longer remembers (its flash was reset, §4): move to
-    # ep_min at once, on flash before any event of it, so no (ep, seq) is ever used twice.
-    if type(ep_min) is not int or ep_min <= app.ep:
-        return
-    app.ep, app.seq = ep_min, 0
-    app.save_counters()
-    app.hb_next = time.ticks_ms()  # the new epoch needs its clock anchor
-    app.board.emit("epoch", ep=ep_min)

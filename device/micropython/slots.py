@@ -10,41 +10,41 @@ from binascii import crc32
 
 from micropython import const
 
-_HEAD = const(8)  # ">2sIH": magic b"MS", generation, data length
+_HEAD = const(8)  # ">2sIH": magic b"MS", generation, data length; the CRC-32 of both follows the data
 
 
-def _newest(base):
+def _newest(path):
     # (generation, copy index 0/1, data) of the newest intact copy, or None.
     best = None
     for i in (0, 1):
         try:
-            with open(base + (".a", ".b")[i], "rb") as f:
+            with open(path + (".a", ".b")[i], "rb") as f:
                 raw = f.read()
         except OSError:
             continue
-        if len(raw) < _HEAD + 4 or raw[:2] != b"MS":
+        if len(raw) < _HEAD + 4:
             continue
-        gen, n = struct.unpack_from(">IH", raw, 2)
-        if len(raw) != _HEAD + n + 4 or struct.unpack_from(">I", raw, _HEAD + n)[0] != crc32(raw[:-4]):
+        magic, gen, n = struct.unpack_from(">2sIH", raw)
+        if magic != b"MS" or len(raw) != _HEAD + n + 4 or int.from_bytes(raw[-4:], "big") != crc32(raw[:-4]):
             continue
         if best is None or gen > best[0]:
             best = (gen, i, raw[_HEAD:-4])
     return best
 
 
-def load(base):
-    """The newest intact value (bytes), or None if neither copy is intact."""
-    got = _newest(base)
+def load(path):
+    """The newest intact value (bytes) of path.a / path.b, or None if neither copy is intact."""
+    got = _newest(path)
     return got and got[2]
 
 
-def save(base, data):
+def save(path, data):
     """Write data (any buffer) as the next generation into the copy not holding the newest value."""
-    cur = _newest(base)
+    cur = _newest(path)
     gen, i = (cur[0] + 1, 1 - cur[1]) if cur else (1, 0)
     head = struct.pack(">2sIH", b"MS", gen, len(data))
-    with open(base + (".a", ".b")[i], "wb") as f:
+    with open(path + (".a", ".b")[i], "wb") as f:
         f.write(head)
         f.write(data)
-        f.write(struct.pack(">I", crc32(data, crc32(head))))
+        f.write(crc32(data, crc32(head)).to_bytes(4, "big"))
         f.flush()  # on littlefs this commits the file (lfs_file_sync)

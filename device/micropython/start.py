@@ -9,18 +9,23 @@ import sys
 
 from micropython import const
 
-# After boot the App reads only these options: the others (pins, identity, flash layout) are used
-# here and their values need not stay in RAM.
-_RUNTIME_OPTIONS = ("device_id", "wifi_ssid", "wifi_password", "mqtt_host", "mqtt_port", "mqtt_user",
-                    "mqtt_password", "ntp_host", "ntp_port", "ntp_resync_s", "keepalive_s", "resend_ms",
-                    "resend_max_ms", "backoff_min_ms", "backoff_max_ms", "auth_backoff_ms", "wifi_retry_ms",
-                    "window")
 _STATE_LEN = const(8)  # (epoch, dropped) as ">II"
 
 
 def boot():
     """A booted App, ready to run(); a bad configuration stops here (_fatal)."""
-    cfg, board = _config_and_board()
+    import config
+
+    if sys.platform == "esp32":
+        import board_esp32 as hw
+    else:
+        import board_host as hw
+    try:
+        cfg = config.load()
+    except config.ConfigError as e:
+        _fatal("configuration: %s" % e, config.DEFAULTS["led_pin"])
+    del sys.modules["config"]  # validated and copied: its code would only hold RAM
+    board = hw.Board(cfg)
     gc.collect()
     from binascii import unhexlify
 
@@ -62,32 +67,22 @@ def boot():
         import sntp
 
         app.clock = sntp.Sntp()
-    app.cfg = board.cfg = {k: cfg[k] for k in _RUNTIME_OPTIONS}  # the rest has served
+    # After boot the App and the board read only these options: the others (pins, identity, flash
+    # layout) have served, and their values need not stay in RAM.
+    app.cfg = board.cfg = {k: cfg[k] for k in (
+        "device_id", "wifi_ssid", "wifi_password", "mqtt_host", "mqtt_port", "mqtt_user", "mqtt_password", "ntp_host",
+        "ntp_port", "ntp_resync_s", "resend_ms", "resend_max_ms", "backoff_min_ms", "backoff_max_ms",
+        "auth_backoff_ms", "wifi_retry_ms", "window")}
     board.wdt_start(cfg["wdt_ms"])
     print("motcua %s: device %s epoch %d, %d event(s) waiting, %d lost at recovery" % (
         FW_VERSION, app.dev, app.ep, outbox.pending, outbox.lost))
     return app
 
 
-def _config_and_board():
-    import config
-
-    if sys.platform == "esp32":
-        import board_esp32 as board
-    else:
-        import board_host as board
-    try:
-        cfg = config.load()
-    except config.ConfigError as e:
-        _fatal("configuration: %s" % e, config.DEFAULTS["led_pin"])
-    del sys.modules["config"]  # validated and copied: its code would only hold RAM
-    return cfg, board.Board(cfg)
-
-
-def _fatal(msg, led_pin):
+def _fatal(text, led_pin):
     # The firmware cannot run: say why (the serial console on a board) and stop; a board blinks its
     # LED forever, so that someone at the counter sees that it needs attention.
-    print("FATAL: " + msg)
+    print("FATAL, the box cannot run: " + text)
     if sys.platform != "esp32":
         sys.exit(2)
     import time

@@ -24,12 +24,12 @@ class ProtocolError(ValueError):
 
 # ---- signatures (RFC 2104 HMAC from hashlib.sha256: MicroPython has no hmac module) --------------
 
-def hmac_key(secret):
-    """The inner and outer padded keys of a secret (RFC 2104 §2), computed once per key."""
-    if len(secret) > _BLOCK:
-        secret = hashlib.sha256(secret).digest()
-    secret += bytes(_BLOCK - len(secret))
-    return bytes(c ^ 0x36 for c in secret), bytes(c ^ 0x5C for c in secret)
+def hmac_key(key):
+    """The inner and outer padded keys of a secret key (RFC 2104 §2), computed once per key."""
+    if len(key) > _BLOCK:
+        key = hashlib.sha256(key).digest()
+    key += bytes(_BLOCK - len(key))
+    return bytes(c ^ 0x36 for c in key), bytes(c ^ 0x5C for c in key)
 
 
 def sign(key, data):
@@ -46,18 +46,18 @@ def sign(key, data):
 # The device only ever encodes the bodies below, from numbers and fixed names: nothing to escape.
 # The text is formatted as CPython's json.dumps(separators=(",", ":")) writes it (§3).
 
-def rating(value, levels, thanks):
-    """The §3.1 body of a button press; `during_thanks` only when set, as the protocol orders."""
-    if thanks:
+def rating(value, levels, flag):
+    """The §3.1 body of a button press; `during_thanks` (flag) only when set, as the protocol orders."""
+    if flag:
         return '{"value":%d,"levels":%d,"during_thanks":true}' % (value, levels)
     return '{"value":%d,"levels":%d}' % (value, levels)
 
 
-def heartbeat(fw, outbox, synced, mem, dropped, rssi):
+def heartbeat(version, outbox, synced, mem, dropped, rssi):
     """The §4 heartbeat body; `rssi` is left out when the radio cannot tell (None)."""
-    s = '{"fw":"%s","outbox":%d,"clock":"%s","mem":%d,"dropped":%d' % (
-        fw, outbox, "synced" if synced else "unsynced", mem, dropped)
-    return s + ("}" if rssi is None else ',"rssi":%d}' % rssi)
+    return '{"fw":"%s","outbox":%d,"clock":"%s","mem":%d,"dropped":%d%s}' % (
+        version, outbox, "synced" if synced else "unsynced", mem, dropped,
+        "" if rssi is None else ',"rssi":%d' % rssi)
 
 
 def encode(key, dev, ep, seq, up, ts, typ, body):
@@ -80,17 +80,17 @@ def encode(key, dev, ep, seq, up, ts, typ, body):
 # One loop with an explicit stack instead of a recursive descent: no C-stack risk, little code. It
 # reads any buffer (a memoryview of the receive buffer: nothing is copied).
 
-def check_json(b):
-    """Raise ProtocolError("malformed") unless b holds one JSON object with no repeated member."""
-    n = len(b)
+def check_json(buf):
+    """Raise ProtocolError("malformed") unless buf holds one JSON object with no repeated member."""
+    n = len(buf)
     i = 0
-    while i < n and b[i] in b" \t\r\n":
+    while i < n and buf[i] in b" \t\r\n":
         i += 1
     stack = []  # per open container: its member names (object) or None (array)
     # want: 0 a value, 1 a name or "}", 2 a name, 3 ":", 4 "," or the container's end, 5 a value or "]"
     want = 0
-    while i < n and (stack or not want and b[i] == 0x7B):  # the top level: one object, nothing after
-        c = b[i]
+    while i < n and (stack or not want and buf[i] == 0x7B):  # the top level: one object, nothing after
+        c = buf[i]
         if want == 4:
             obj = stack[-1] is not None
             if c == 0x2C:
@@ -109,28 +109,28 @@ def check_json(b):
             s = i
             esc = False
             i += 1
-            while i < n and b[i] != 0x22:  # no raw control characters, only RFC 8259 §7 escapes
-                c = b[i]
+            while i < n and buf[i] != 0x22:  # no raw control characters, only RFC 8259 §7 escapes
+                c = buf[i]
                 if c < 0x20:
                     break
                 if c == 0x5C:
                     esc = True
                     i += 1
-                    if i < n and b[i] == 0x75:
+                    if i < n and buf[i] == 0x75:
                         for k in range(i + 1, i + 5):
-                            if k >= n or b[k] not in b"0123456789abcdefABCDEF":
+                            if k >= n or buf[k] not in b"0123456789abcdefABCDEF":
                                 i = n
                         i += 4
-                    elif i >= n or b[i] not in b'"\\/bfnrt':
+                    elif i >= n or buf[i] not in b'"\\/bfnrt':
                         break
                 i += 1
-            if i >= n or b[i] != 0x22:
+            if i >= n or buf[i] != 0x22:
                 break
             i += 1
             if want in (1, 2):
                 # Names are compared as their UTF-8 bytes, decoded: "a" and "\u0061" are the same
                 # member. A name without escapes is its bytes: a view, nothing copied.
-                key = json.loads(bytes(b[s:i])).encode() if esc else b[s + 1:i - 1]
+                key = json.loads(bytes(buf[s:i])).encode() if esc else buf[s + 1:i - 1]
                 if key in stack[-1]:
                     raise ProtocolError("malformed", "repeated member")
                 stack[-1].append(key)
@@ -150,43 +150,43 @@ def check_json(b):
             want = 1 if c == 0x7B else 5
             i += 1
         else:
-            end = _scalar(b, i, n)
+            end = _scalar(buf, i, n)
             if end < 0:
                 break
             i = end
             want = 4
-        while i < n and b[i] in b" \t\r\n":
+        while i < n and buf[i] in b" \t\r\n":
             i += 1
     if i < n or stack or not want:
         raise ProtocolError("malformed", "bad JSON at byte %d" % i)
 
 
-def _scalar(b, i, n):
+def _scalar(buf, i, n):
     # true, false, null or a number (RFC 8259 §6: no leading zeros, no bare "." or "e") at i: where
     # it ends, or -1 if it is none of them.
     for lit in (b"true", b"false", b"null"):
-        if b[i:i + len(lit)] == lit:
+        if buf[i:i + len(lit)] == lit:
             return i + len(lit)
-    if b[i] == 0x2D:
+    if buf[i] == 0x2D:
         i += 1
     s = i
-    while i < n and 0x30 <= b[i] <= 0x39:
+    while i < n and 0x30 <= buf[i] <= 0x39:
         i += 1
-    if i == s or (b[s] == 0x30 and i > s + 1):
+    if i == s or (buf[s] == 0x30 and i > s + 1):
         return -1
-    if i < n and b[i] == 0x2E:
+    if i < n and buf[i] == 0x2E:
         i += 1
         s = i
-        while i < n and 0x30 <= b[i] <= 0x39:
+        while i < n and 0x30 <= buf[i] <= 0x39:
             i += 1
         if i == s:
             return -1
-    if i < n and b[i] in b"eE":
+    if i < n and buf[i] in b"eE":
         i += 1
-        if i < n and b[i] in b"+-":
+        if i < n and buf[i] in b"+-":
             i += 1
         s = i
-        while i < n and 0x30 <= b[i] <= 0x39:
+        while i < n and 0x30 <= buf[i] <= 0x39:
             i += 1
         if i == s:
             return -1
@@ -195,26 +195,26 @@ def _scalar(b, i, n):
 
 # ---- verification of server messages -------------------------------------------------------------
 
-def verify(key, payload):
+def verify(key, data):
     """The parsed object (a dict) of a signed server message, checked as §3.3 orders: malformed
     first (size, UTF-8, strict JSON), then the signature, the last member, in constant time.
 
-    `payload` may be a memoryview of the receive buffer: the only copy made is the decoded text."""
-    n = len(payload)
+    `data` may be a memoryview of the receive buffer: the only copy made is the decoded text."""
+    n = len(data)
     if n > _MAX_PAYLOAD:
         raise ProtocolError("malformed", "larger than 4096 bytes")
     try:
-        text = str(payload, "utf-8")
+        text = str(data, "utf-8")
     except UnicodeError:
         raise ProtocolError("malformed", "not UTF-8 text")
-    check_json(payload)
+    check_json(data)
     at = n - _SIG_TAIL
-    if at <= 0 or payload[at:at + 8] != b',"sig":"' or payload[n - 2:] != b'"}':
+    if at <= 0 or data[at:at + 8] != b',"sig":"' or data[n - 2:] != b'"}':
         raise ProtocolError("bad_signature", "no 64-character sig as the last member")
-    want = sign(key, payload[:at])
+    want = sign(key, data[:at])
     diff = 0
     for k in range(64):  # no early exit: the timing must not reveal the first wrong byte
-        c = payload[at + 8 + k]
+        c = data[at + 8 + k]
         if not (0x30 <= c <= 0x39 or 0x61 <= c <= 0x66):
             raise ProtocolError("bad_signature", "sig is not lowercase hex")
         diff |= want[k] ^ c
@@ -223,10 +223,10 @@ def verify(key, payload):
     return json.loads(text)
 
 
-def need(doc, name, kind):
-    """doc[name] if it is exactly of type `kind` (so an int is not a bool); ProtocolError("schema")."""
+def need(doc, name, t):
+    """doc[name] if it is exactly of type t (so an int is not a bool); ProtocolError("schema")."""
     v = doc.get(name)
-    if type(v) is not kind:
+    if type(v) is not t:
         raise ProtocolError("schema", name)
     return v
 
@@ -237,9 +237,9 @@ def check_head(doc, typ, dev):
         raise ProtocolError("schema", "not a v1 %s for this device" % typ)
 
 
-def parse_ack(key, dev, payload):
+def parse_ack(key, dev, data):
     """The verified acks of a message addressed to this device (§7): a list of [ep, seq, code]."""
-    doc = verify(key, payload)
+    doc = verify(key, data)
     check_head(doc, "ack", dev)
     acks = need(doc, "acks", list)
     for a in acks:

@@ -64,13 +64,13 @@ class _App:
         self.buttons = buttons.Buttons(4, False, lambda i, f: None, thanks_ms=3000)
         self.mq = type("Mq", (), {"connected": True})()
         self.outbox = type("Ob", (), {"pending": 0})()
-        self.server_cfg = CFG
         self.ui_dirty = True
 
 
 def test_screen_redraws_when_something_changed_and_not_more_often():
     app, drawn = _App(), []
     scr = display.Screen(drawn.append)
+    scr.cfg = CFG
     scr.update(app, 10000)
     assert len(drawn) == 1 and drawn[0][7] == "online" and not app.ui_dirty
     scr.update(app, 10010)

@@ -60,11 +60,11 @@ def _write(path, data):
 
 
 def test_records_roundtrip_across_restart_and_segments():
-    ob = _fresh("ob", seg_slots=8, max_segments=10)
+    ob = _fresh("ob", seg_slots=8, count=10)
     _fill(ob, 20)
     assert ob.pending == 20 and ob.segments == 3
     ob.close()
-    ob2 = Outbox("ob", seg_slots=8, max_segments=10)
+    ob2 = Outbox("ob", seg_slots=8, count=10)
     assert recovery.recover(ob2) == 20 and ob2.lost == 0 and ob2.max_ep == EP
     recs = _drain(ob2)
     assert [r[5] for r in recs] == list(range(1, 21))
@@ -152,19 +152,19 @@ def test_a_segment_with_only_a_torn_first_record_is_removed():
 
 
 def test_capacity_is_bounded_and_overflow_drops_the_oldest_counted():
-    ob = _fresh("cap", seg_slots=8, max_segments=4)
+    ob = _fresh("cap", seg_slots=8, count=4)
     _fill(ob, 32)
     assert ob.pending == 32 and ob.dropped == 0
     _fill(ob, 1, first=33)
     assert ob.pending == 25 and ob.dropped == 8 and ob.segments == 4
     assert [r[5] for r in _drain(ob)][:3] == [9, 10, 11]
     ob.close()
-    ob2 = Outbox("cap", seg_slots=8, max_segments=4)
+    ob2 = Outbox("cap", seg_slots=8, count=4)
     assert recovery.recover(ob2) == 25
 
 
 def test_overflow_counts_only_what_was_still_unacked():
-    ob = _fresh("cap", seg_slots=8, max_segments=2)
+    ob = _fresh("cap", seg_slots=8, count=2)
     _fill(ob, 16)
     for seq in (1, 2, 3):
         assert ob.ack(EP, seq)
@@ -197,7 +197,7 @@ def test_default_outbox_holds_10000_events_in_a_small_heap():
 
 
 def test_acks_delete_segments_and_files_rotate():
-    ob = _fresh("rot", seg_slots=4, max_segments=8)
+    ob = _fresh("rot", seg_slots=4, count=8)
     _fill(ob, 10)
     assert _files("rot") == ["00000001.seg", "00000002.seg", "00000003.seg"]
     for seq in (4, 2, 3):
@@ -214,7 +214,7 @@ def test_acks_delete_segments_and_files_rotate():
 
 
 def test_send_cursor_window_and_rewind():
-    ob = _fresh("cur", seg_slots=4, max_segments=8)
+    ob = _fresh("cur", seg_slots=4, count=8)
     _fill(ob, 6)
     a = ob.next_unsent()
     b = ob.next_unsent()
@@ -255,7 +255,7 @@ def test_flash_refusing_a_write_drops_the_oldest_and_retries():
 
     _rmtree("full")
     ob_mod.open = Flaky  # the outbox's file boundary: its appends and reads go through Flaky
-    ob = Outbox("full", seg_slots=8, max_segments=10)
+    ob = Outbox("full", seg_slots=8, count=10)
     recovery.recover(ob)
     _fill(ob, 40)
     budget[0] = 0
@@ -270,7 +270,7 @@ def test_flash_refusing_a_write_drops_the_oldest_and_retries():
     assert ob.dropped == 8, ob.dropped
     ob.close()
     del ob_mod.open
-    ob2 = Outbox("full", seg_slots=8, max_segments=10)
+    ob2 = Outbox("full", seg_slots=8, count=10)
     got = recovery.recover(ob2)
     seqs = [r[5] for r in _drain(ob2)]
     assert got == len(seqs) and seqs[:2] == [9, 10] and seqs[-1] == 42 and 41 not in seqs, seqs
@@ -286,7 +286,7 @@ def test_record_crc_is_crc32_ieee():
 
 
 def test_records_appended_after_the_cursor_reached_the_end_are_sent():
-    ob = _fresh("grow", seg_slots=4, max_segments=8)
+    ob = _fresh("grow", seg_slots=4, count=8)
     _fill(ob, 1)
     assert ob.next_unsent()[5] == 1 and ob.next_unsent() is None
     _fill(ob, 1, first=2)  # the same segment grows behind the cursor
@@ -296,7 +296,7 @@ def test_records_appended_after_the_cursor_reached_the_end_are_sent():
 
 
 def test_drop_oldest_on_demand_is_counted():
-    ob = _fresh("dd", seg_slots=4, max_segments=8)
+    ob = _fresh("dd", seg_slots=4, count=8)
     assert not recovery.drop_oldest(ob)
     _fill(ob, 6)
     assert recovery.drop_oldest(ob) and ob.dropped == 4 and ob.pending == 2
