@@ -24,7 +24,7 @@ if str(REPO) not in sys.path:
 
 # Resident after a boot on the desk, in import order; then the others.
 RESIDENT = ("wire", "outbox", "buttons", "mqtt", "app", "board_host")
-TRANSIENT = ("start", "config", "recovery", "slots", "servercfg", "link", "mqtt_session", "console", "desk", "sntp",
+TRANSIENT = ("start", "config", "recovery", "slots", "servercfg", "link", "desk", "sntp",
              "display",
              "ssd1306")
 

@@ -125,9 +125,7 @@ class App:
         # Memory: the peak is sampled every pass (and in load()); a collection whenever the heap
         # grew _GC_SLACK since the last one, on top of gc.threshold's.
         mem = self.mem
-        a = gc.mem_alloc()
-        if a > mem[_PEAK]:
-            mem[_PEAK] = a
+        a = self.peak()
         if a > mem[_GC_AT]:
             gc.collect()
             a = gc.mem_alloc()
@@ -141,13 +139,20 @@ class App:
         afterwards. The heap peak is sampled while it is loaded, so the figures include it."""
         gc.collect()
         mod = __import__(name)
+        self.peak()
+        gc.collect()  # the loader's garbage (a third of the module's size) goes before the call makes its own
         try:
             return getattr(mod, function)(*args)
         finally:
             del sys.modules[name]
-            a = gc.mem_alloc()
-            if a > self.mem[_PEAK]:
-                self.mem[_PEAK] = a
+            self.peak()
+
+    def peak(self):
+        """Sample the heap in use for its peak (every pass, and around every load())."""
+        a = gc.mem_alloc()
+        if a > self.mem[_PEAK]:
+            self.mem[_PEAK] = a
+        return a
 
     def _presses(self, now):
         ob = self.outbox
@@ -275,8 +280,11 @@ class App:
                     self.resend_ms = self.cfg["resend_ms"]
                     self.progress_at = time.ticks_ms()
                     self.ui_dirty = True
-            elif topic == b"cfg":
-                self.load("servercfg", "apply", self, data, True)
+            elif topic == b"cfg" and self.load("servercfg", "apply", self, data):
+                try:  # stored as signed: after a reboot without network the display is right
+                    self.load("slots", "save", self.dir + "/config", data)
+                except OSError as e:
+                    print("config applied, not stored: %r" % e)
         except Exception as e:
             self.stats[_BAD_MSGS] += 1
             code = e.args[0] if isinstance(e, wire.ProtocolError) else "error"

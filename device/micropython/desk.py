@@ -70,18 +70,19 @@ def _schedule(board, i, levels, now):
 
 def status(app):
     """The firmware's state and counters, as one "@" JSON line of the desk's channel."""
-    ob, mq, bt, mem = app.outbox, app.mq, app.buttons, app.mem
+    ob, mq, bt, mem, n, c = app.outbox, app.mq, app.buttons, app.mem, app.mq.stats, app.stats
     # One format string: the member names are not interned. The counters at the end are mq.stats
     # and App.stats in their order.
     sys.stdout.write(('@{"t":"status","ep":%d,"seq":%d,"pending":%d,"outstanding":%d,"segments":%d,"dropped":%d,'
                      '"lost":%d,"online":%s,"synced":%s,"up":%d,"mem_free":%d,"mem_alloc":%d,"base_alloc":%d,'
                      '"peak_alloc":%d,"peak_live":%d,"cfg_rev":%d,"levels":%d,"thanks_ms":%d,"hb_ms":%d,"overflow":%d,'
                      '"ignored":%d,"discarded":%d,"pings":%d,"pongs":%d,"pubacks":%d,"wdt_max_gap":%d,"connects":%d,'
-                     '"sent":%d,"acked":%d,"resends":%d,"bad_msgs":%d,"hb":%d,"ntp":%d}\n') % ((
+                     '"sent":%d,"acked":%d,"resends":%d,"bad_msgs":%d,"hb":%d,"ntp":%d}\n') % (
         app.ep, app.seq, ob.pending, ob.outstanding, ob.segments, app.dropped, ob.lost,
         str(mq.connected).lower(), str(app.offset is not None).lower(), app.up,
         gc.mem_free(), gc.mem_alloc(), mem[0], mem[1], mem[2], app.cfg_rev, bt.levels, bt.thanks_ms, app.hb_ms,
-        bt.overflow, bt.ignored) + tuple(mq.stats) + (app.board.wdt_max_gap,) + tuple(app.stats)))
+        bt.overflow, bt.ignored, n[0], n[1], n[2], n[3], app.board.wdt_max_gap, c[0], c[1], c[2], c[3], c[4], c[5],
+        c[6]))
 
 
 def shutdown(app):

@@ -23,20 +23,21 @@ def parse_config(key, dev, data):
     return doc
 
 
-def apply(app, data, save):
-    """Verify and apply a config (§5) to the running box; raises ProtocolError when refused.
+def apply(app, data):
+    """Verify and apply a config (§5) to the running box; True if it was applied (the caller then
+    stores the signed bytes in the config slots, verified again at boot), False if it was ignored;
+    raises ProtocolError when refused.
 
     Ignored unless its rev is greater than the applied one (an old retained message replayed
-    changes nothing). The signed payload is persisted as it is (config slots), so after a reboot
-    without network the display is right, and the stored copy is verified again at boot."""
+    changes nothing)."""
     if not len(data):
         print("config: retained config cleared (device revoked?); keeping rev %d" % app.cfg_rev)
-        return
+        return False
     doc = parse_config(app.key, app.dev, data)
     rev, levels, thanks, hb = doc["rev"], doc["scale"]["levels"], doc["thanks_ms"], doc["hb_s"]
     if rev <= app.cfg_rev:
         print("config: rev %d ignored, rev %d applied" % (rev, app.cfg_rev))
-        return
+        return False
     wired = app.buttons.count
     if levels > wired:
         raise ProtocolError("schema", "a scale of %d levels needs %d buttons; this box has %d"
@@ -44,9 +45,7 @@ def apply(app, data, save):
     if app.display is not None:  # only the display needs the names
         app.display.cfg = {"counter": doc["counter"], "official": doc["official"]}
     ep_min = doc.get("ep_min")
-    del doc  # the rest of the parsed config is garbage before the slots code comes in
-    if save:
-        app.load("slots", "save", app.dir + "/config", data)  # the bytes as signed
+    del doc  # the rest of the parsed config is garbage before the slots code may come in
     if type(ep_min) is int and ep_min > app.ep:
         # The server saw this box use epochs it no longer remembers (its flash was reset, §4): move
         # to ep_min at once, on flash before any event of it, so no (ep, seq) is ever used twice.
@@ -60,3 +59,4 @@ def apply(app, data, save):
     app.cfg_rev = rev
     app.ui_dirty = True
     app.board.emit("cfg", rev=rev, levels=levels, thanks_ms=thanks, hb_s=hb)
+    return True

@@ -14,28 +14,43 @@ _HEAD = const(8)  # ">2sIH": magic b"MS", generation, data length; the CRC-32 of
 
 
 def _newest(path):
-    # (generation, copy index 0/1, data) of the newest intact copy, or None.
+    # (generation, copy index 0/1, data length) of the newest intact copy, or None. The copies are
+    # checked in small reads: saving a 4 KB config does not need two more 4 KB buffers.
     best = None
+    buf = bytearray(64)
     for i in (0, 1):
         try:
-            with open(path + (".a", ".b")[i], "rb") as f:
-                raw = f.read()
+            f = open(path + (".a", ".b")[i], "rb")
         except OSError:
             continue
-        if len(raw) < _HEAD + 4:
-            continue
-        magic, gen, n = struct.unpack_from(">2sIH", raw)
-        if magic != b"MS" or len(raw) != _HEAD + n + 4 or int.from_bytes(raw[-4:], "big") != crc32(raw[:-4]):
-            continue
-        if best is None or gen > best[0]:
-            best = (gen, i, raw[_HEAD:-4])
+        with f:
+            head = f.read(_HEAD)
+            if len(head) != _HEAD:
+                continue
+            magic, gen, n = struct.unpack(">2sIH", head)
+            crc = crc32(head)
+            left = n
+            while left:
+                k = f.readinto(memoryview(buf)[:min(left, 64)])
+                if not k:
+                    break
+                crc = crc32(memoryview(buf)[:k], crc)
+                left -= k
+            tail = f.read(5)
+        if magic == b"MS" and not left and len(tail) == 4 and int.from_bytes(tail, "big") == crc:
+            if best is None or gen > best[0]:
+                best = (gen, i, n)
     return best
 
 
 def load(path):
     """The newest intact value (bytes) of path.a / path.b, or None if neither copy is intact."""
     got = _newest(path)
-    return got and got[2]
+    if got is None:
+        return None
+    with open(path + (".a", ".b")[got[1]], "rb") as f:
+        f.seek(_HEAD)
+        return f.read(got[2])
 
 
 def save(path, data):

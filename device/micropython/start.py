@@ -57,7 +57,7 @@ def boot():
         import servercfg
 
         try:
-            servercfg.apply(app, raw, False)  # verified again: the signature is the integrity check
+            servercfg.apply(app, raw)  # verified again: the signature is the integrity check
         except Exception as e:
             print("stored config not usable: %r" % e)
         del sys.modules["servercfg"]
