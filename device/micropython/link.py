@@ -48,6 +48,7 @@ def connect(mq, addr, now, cfg):
     offline status as last will (retained, QoS 1), mqtt_user and mqtt_password of cfg unless None."""
     user, password = cfg["mqtt_user"], cfg["mqtt_password"]
     mq.close()
+    mq.buf, mq._rxv = mq._home
     mq._rxn = mq._skip = mq.pos = 0
     mq.connected = mq.subscribed = mq._writable = False
     mq._ping_at = None

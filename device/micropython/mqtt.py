@@ -30,9 +30,13 @@ _SUBACK = const(0x90)
 _PINGREQ = const(0xC0)
 _PINGRESP = const(0xD0)
 
-# Receive buffer: a v1 message is at most 4096 bytes (docs/protocol.md §8) plus topic and header.
-# Larger packets are skipped and counted, never buffered.
-_RX_SIZE = const(4096 + 128)
+# Receive buffers. The resident one holds what a box gets all the time: acks for a window of events,
+# a usual config (~500 B; docs/firmware.md §6). A packet up to the protocol's largest (a v1 message
+# is at most 4096 bytes, docs/protocol.md §8, plus topic and header) gets a buffer of its own size
+# while it is received and handled; larger ones are skipped and counted, never buffered. Smaller
+# resident saves heap all the time; larger makes the big-message path rarer.
+_RX_SIZE = const(1024 + 128)
+_RX_MAX = const(4096 + 128)
 # Transmit buffer: a few events at ~250 bytes each; publish() refuses when it is full (the
 # supervisor then waits for the next pass), so memory stays fixed whatever the backlog. Larger
 # sends more per loop pass; 1 KB (4 events) keeps a 10,000-event backlog draining at hundreds a second.
@@ -67,6 +71,7 @@ class Client:
         self.keepalive_ms = keepalive_ms
         self.buf = bytearray(_RX_SIZE)  # received bytes not yet handled
         self._rxv = memoryview(self.buf)
+        self._home = (self.buf, self._rxv)  # the resident buffer, while a large packet has its own
         self.out_buf = bytearray(_TX_SIZE)  # queued bytes not yet written
         self._txv = memoryview(self.out_buf)
         self._pids = [0] * _MAX_INFLIGHT  # QoS 1 packet ids waiting for PUBACK (0 = free)
@@ -198,8 +203,8 @@ class Client:
 
     def parse(self, now):
         """Handle the complete packets at the start of the receive buffer."""
-        rx = self.buf
         while self._rxn:
+            rx = self.buf
             if self._skip:  # the rest of an oversized packet
                 k = min(self._skip, self._rxn)
                 self.pop(k)
@@ -220,6 +225,8 @@ class Client:
                 if shift > 21:
                     raise MQTTError("malformed remaining length")
             total = i + size
+            if len(rx) < total <= _RX_MAX and self._grow(total):
+                continue
             if total > len(rx):
                 # Too large to hold (docs/protocol.md §8 caps messages at 4096 bytes, so never valid
                 # data): answer a QoS 1 PUBLISH, so the broker does not resend it forever, and skip it.
@@ -241,11 +248,27 @@ class Client:
             self.pop(total)
 
     def pop(self, n):
-        """Drop the first n bytes of the receive buffer."""
+        """Drop the first n bytes of the receive buffer (and a large packet's own buffer with them)."""
         rest = self._rxn - n
         if rest:
             self.buf[:rest] = self._rxv[n:self._rxn]
         self._rxn = rest
+        home = self._home
+        if self.buf is not home[0] and rest <= len(home[0]):
+            home[0][:rest] = self._rxv[:rest]
+            self.buf, self._rxv = home
+
+    def _grow(self, n):
+        # A buffer of n bytes for the large packet at the start of the receive buffer; False if the
+        # heap cannot give one (the packet is then skipped and counted, as an oversized one is, and
+        # the server's next ack or the retained config at the next connect brings it again).
+        try:
+            big = bytearray(n)
+        except MemoryError:
+            return False
+        big[:self._rxn] = self._rxv[:self._rxn]
+        self.buf, self._rxv = big, memoryview(big)
+        return True
 
     def _packet(self, code, pos, n):
         rx = self.buf
