@@ -47,11 +47,10 @@ _PEAK = const(1)
 _LIVE = const(2)
 _GC_AT = const(3)
 
-FW_VERSION = "1.0.0"
-
-
 class App:
     """The running box. start.boot() makes one, recovers the flash and persists the epoch into it."""
+
+    version = "1.0.0"  # of the firmware: in every heartbeat and the retained online status
 
     def __init__(self, cfg, board, key, outbox, buttons):
         self.cfg = cfg  # start.py keeps only the options read after boot
@@ -256,7 +255,7 @@ class App:
     def heartbeat(self, now):
         """Publish the §4 heartbeat (QoS 0), and schedule the next."""
         synced = self.offset is not None
-        body = wire.heartbeat(FW_VERSION, self.outbox.pending, synced, gc.mem_free(), self.dropped,
+        body = wire.heartbeat(self.version, self.outbox.pending, synced, gc.mem_free(), self.dropped,
                               self.board.rssi())
         self.mq.publish(b"hb", wire.encode(self.key, self.dev, self.ep, self.seq, self.up,
                                                self.up + self.offset if synced else None, "heartbeat", body),
@@ -282,12 +281,12 @@ class App:
                     self.ui_dirty = True
             elif topic == b"cfg" and self.load("servercfg", "apply", self, data):
                 try:  # stored as signed: after a reboot without network the display is right
-                    self.load("slots", "save", self.dir + "/config", data)
+                    self.load("slots", "save", self.dir, "config", data)
                 except OSError as e:
                     print("config applied, not stored: %r" % e)
         except Exception as e:
             self.stats[_BAD_MSGS] += 1
-            code = e.args[0] if isinstance(e, wire.ProtocolError) else "error"
+            code = e.args[0] if isinstance(e, wire.ProtocolError) else type(e).__name__
             t = str(topic, "utf-8")
             print("refused message on %s: %r" % (t, e))
             self.board.emit("refused", topic=t, code=code)
@@ -302,6 +301,6 @@ class App:
         self.dropped += n - self.accounted
         self.accounted = n
         try:
-            self.load("slots", "save", self.dir + "/state", struct.pack(">II", self.ep, self.dropped))
+            self.load("slots", "save", self.dir, "state", struct.pack(">II", self.ep, self.dropped))
         except OSError as e:
             print("state not saved: %r" % e)

@@ -43,10 +43,9 @@ class Board:
         self._wdt_ms = 0
         self._wdt_last = None
         self.wdt_max_gap = 0
-        self.line = bytearray()
+        self.line = bytearray()  # the command line being read; None once stdin is closed
         self.poller = select.poll()
         self.poller.register(sys.stdin, select.POLLIN)
-        self._eof = False
 
     # ---- output ----
 
@@ -119,14 +118,14 @@ class Board:
 
     def readline(self, now):
         """Read what stdin has; run each complete command line (desk.py)."""
-        while not self._eof:
+        while self.line is not None:
             for _ in self.poller.ipoll(0):  # ipoll: nothing allocated when no line is waiting
                 break
             else:
                 return
             c = sys.stdin.buffer.read(1)
             if not c:
-                self._eof = True  # the parent closed the pipe: keep running, as a board would
+                self.line = None  # the parent closed the pipe: keep running, as a board would
                 return
             if c == b"\n":
                 line = self.line.decode().strip()
@@ -146,7 +145,7 @@ class Board:
             ms = min(ms, max(0, time.ticks_diff(self._timer_at, now)))
         if self._burst:
             ms = min(ms, max(0, time.ticks_diff(self._burst[2], now)))
-        if ms > 0 and not self._eof:
+        if ms > 0 and self.line is not None:
             for _ in self.poller.ipoll(ms):
                 break
         elif ms > 0:

@@ -92,7 +92,7 @@ def shutdown(app):
     mq = app.mq
     if mq.connected:
         try:
-            mq.publish(b"status", link.OFFLINE, time.ticks_ms(), qos=1, retain=True)
+            mq.publish(b"status", b'{"online":false}', time.ticks_ms(), qos=1, retain=True)  # as the will
             deadline = time.ticks_add(time.ticks_ms(), 1000)
             while mq._pids.count(0) < len(mq._pids) and time.ticks_diff(deadline, time.ticks_ms()) > 0:
                 mq.poll(time.ticks_ms())

@@ -7,10 +7,12 @@
 
 import time
 
-COLS = 16  # 128 px / 8 px font
-ROWS = 8  # 64 px / 8 px font
+from micropython import const
+
+_COLS = const(16)  # 128 px / 8 px font
+_ROWS = const(8)  # 64 px / 8 px font
 # An SSD1306 frame is ~25 ms of I2C: the outbox counter is redrawn at most this often.
-_REFRESH_MS = 1000
+_REFRESH_MS = const(1000)
 
 # Base letter, then every Vietnamese letter that folds to it (lower case, then upper case).
 _FOLD = (
@@ -40,8 +42,9 @@ def fold(text):
     return "".join(out)
 
 
-def wrap(text, width=COLS, rows=2):
-    """Up to `rows` lines of at most `width` characters, broken at spaces where possible."""
+def wrap(text):
+    """Up to 2 lines of at most 16 characters (the panel's width), broken at spaces where possible."""
+    width = _COLS
     lines = []
     words = fold(text).split()
     cur = ""
@@ -61,17 +64,18 @@ def wrap(text, width=COLS, rows=2):
             cur = w
     if cur:
         lines.append(cur)
-    return lines[:rows]
+    return lines[:2]
 
 
-def screen(cfg, online, waiting, thanks):
-    """The 8 lines to show; cfg is the applied server config (a dict) or None."""
-    rows = [""] * ROWS
+def screen(cfg, online, waiting, flag):
+    """The 8 lines to show: cfg the applied server config (a dict) or None, online the link, waiting
+    the events in the outbox, flag the thank-you state."""
+    rows = [""] * _ROWS
     counter = cfg.get("counter") if cfg else None
     official = cfg.get("official") if cfg else None
     if counter:
-        rows[0] = fold(str(counter.get("name") or counter.get("code") or ""))[:COLS]
-    if thanks:
+        rows[0] = fold(str(counter.get("name") or counter.get("code") or ""))[:_COLS]
+    if flag:
         rows[3] = "  Xin cam on!"
         rows[4] = "   Thank you"
     elif official:
@@ -91,40 +95,40 @@ def screen(cfg, online, waiting, thanks):
 
 
 class Screen:
-    """The display of the running box: App.step calls update() every pass; draw(rows) puts the
+    """The display of the running box: App.step calls update() every pass; draw(lines) puts the
     screen() lines on the panel. Redrawn at once for the thank-you state and link changes, at most
     every _REFRESH_MS for the rest (the outbox counter), and only when a line changed."""
 
     def __init__(self, draw):
-        self._draw = draw
+        self.draw = draw
         self.cfg = None  # counter and official of the applied server config (servercfg.py)
-        self._rows = None
-        self._at = 0  # tick of the last redraw
-        self._thanks = self._online = None
+        self.lines = None
+        self.ticks = 0  # of the last redraw
+        self.state = None  # (thank-you state, online) when last drawn
 
     def update(self, app, now):
         th = app.buttons.in_thanks(now)
         online = app.mq.connected
-        if th != self._thanks or online != self._online:
-            self._thanks, self._online = th, online
+        if (th, online) != self.state:
+            self.state = (th, online)
             app.ui_dirty = True
-        elif not app.ui_dirty or (not th and self._at and time.ticks_diff(now, self._at) < _REFRESH_MS):
+        elif not app.ui_dirty or (not th and self.ticks and time.ticks_diff(now, self.ticks) < _REFRESH_MS):
             return
         app.ui_dirty = False
-        self._at = now
-        rows = screen(self.cfg, online, app.outbox.pending, th)
-        if rows != self._rows:
-            self._rows = rows
-            self._draw(rows)
+        self.ticks = now
+        lines = screen(self.cfg, online, app.outbox.pending, th)
+        if lines != self.lines:
+            self.lines = lines
+            self.draw(lines)
 
 
-def oled(driver):
-    """draw() for an ssd1306.SSD1306: the lines through its framebuf, then the frame to the panel."""
-    def draw(rows):
-        fb = driver.fb
+def oled(dev):
+    """draw() for an ssd1306.SSD1306 dev: the lines through its framebuf, then the frame to the panel."""
+    def draw(lines):
+        fb = dev.fb
         fb.fill(0)
-        for i, line in enumerate(rows):
+        for i, line in enumerate(lines):
             fb.text(line, 0, i * 8, 1)
-        driver.show()
+        dev.show()
 
     return draw

@@ -10,10 +10,7 @@ import socket
 import time
 
 import mqtt
-from app import FW_VERSION
 
-# The retained status while the box is away (docs/protocol.md §2): the will, and a clean "quit".
-OFFLINE = b'{"online":false}'
 
 
 def _jitter(ms):
@@ -70,12 +67,13 @@ def connect(mq, addr, now, cfg):
     fields = [f.encode() for f in (user, password) if f is not None]
     # clean session (the outbox, not the broker, keeps what is unacked, §7); will QoS 1, retained
     flags = 0x02 | 0x04 | 0x08 | 0x20 | (0x80 if user is not None else 0) | (0x40 if password is not None else 0)
-    mq.head(0x10, 10 + 2 + len(cid) + 2 + len(mq.prefix) + 6 + 2 + len(OFFLINE) + sum([2 + len(f) for f in fields]))
+    will = b'{"online":false}'  # the retained status while the box is away (docs/protocol.md §2)
+    mq.head(0x10, 10 + 2 + len(cid) + 2 + len(mq.prefix) + 6 + 2 + len(will) + sum([2 + len(f) for f in fields]))
     mq.put(b"MQTT")
     mq.put(bytes((4, flags, (mq.keepalive_ms // 1000) >> 8, (mq.keepalive_ms // 1000) & 0xFF)), False)
     mq.put(cid)
     mq.put_topic(b"status")
-    mq.put(OFFLINE)
+    mq.put(will)
     for f in fields:
         mq.put(f)
 
@@ -104,7 +102,7 @@ def connected(app, now):
     app.backoff = app.cfg["backoff_min_ms"]
     app.stats[0] += 1  # connects (app.py's stats)
     # docs/protocol.md §2: retained availability; the will (set in CONNECT) replaces it on loss.
-    mq.publish(b"status", b'{"online":true,"ep":%d,"fw":"%s"}' % (app.ep, FW_VERSION), now, qos=1, retain=True)
+    mq.publish(b"status", b'{"online":true,"ep":%d,"fw":"%s"}' % (app.ep, app.version), now, qos=1, retain=True)
     # Clean session: subscribe again on every connect, one SUBSCRIBE (§3.8, QoS 1) for both; a
     # refusal in the SUBACK raises from poll().
     mq.head(0x82, 2 + 2 * (2 + len(mq.prefix) + 3 + 1))  # §3.8.1: reserved flag bits 0010

@@ -73,7 +73,6 @@ class Client:
         self._rxv = memoryview(self.buf)
         self._home = (self.buf, self._rxv)  # the resident buffer, while a large packet has its own
         self.out_buf = bytearray(_TX_SIZE)  # queued bytes not yet written
-        self._txv = memoryview(self.out_buf)
         self._pids = [0] * _MAX_INFLIGHT  # QoS 1 packet ids waiting for PUBACK (0 = free)
         self._sent_at = [0] * _MAX_INFLIGHT
         self.sock = None
@@ -179,10 +178,11 @@ class Client:
         """Write what the socket takes of the transmit buffer now."""
         if not (self._writable and self.pos):
             return
-        w = self.sock.write(self._txv[:self.pos])
+        view = memoryview(self.out_buf)
+        w = self.sock.write(view[:self.pos])
         if w:
             rest = self.pos - w
-            self.out_buf[:rest] = self._txv[w:self.pos]
+            self.out_buf[:rest] = view[w:self.pos]
             self.pos = rest
             self._last_tx = now
 

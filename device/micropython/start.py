@@ -30,7 +30,7 @@ def boot():
     from binascii import unhexlify
 
     import wire
-    from app import FW_VERSION, App
+    from app import App
     from buttons import Buttons
     from outbox import Outbox
 
@@ -51,7 +51,7 @@ def boot():
     import slots
 
     _new_epoch(app, slots)
-    raw = slots.load(d + "/config")
+    raw = slots.load(d, "config")
     del sys.modules["slots"]
     if raw:
         import servercfg
@@ -75,7 +75,7 @@ def boot():
         "auth_backoff_ms", "wifi_retry_ms", "window")}
     board.wdt_start(cfg["wdt_ms"])
     print("motcua %s: device %s epoch %d, %d event(s) waiting, %d lost at recovery" % (
-        FW_VERSION, app.dev, app.ep, outbox.pending, outbox.lost))
+        app.version, app.dev, app.ep, outbox.pending, outbox.lost))
     return app
 
 
@@ -99,17 +99,17 @@ def _new_epoch(app, slots):
     # The boot epoch is above every epoch on flash (state slots and outbox), so no (ep, seq) is ever
     # reused, even if the state copies were lost; it is on flash before any event of this boot.
     ob = app.outbox
-    raw = slots.load(app.dir + "/state")
+    raw = slots.load(app.dir, "state")
     ep, dropped = struct.unpack(">II", raw) if raw and len(raw) == _STATE_LEN else (0, 0)
     app.ep = max(ep, ob.max_ep) + 1
     app.dropped = dropped + ob.dropped + ob.lost
     app.accounted = ob.dropped + ob.lost
     try:
-        slots.save(app.dir + "/state", struct.pack(">II", app.ep, app.dropped))
+        slots.save(app.dir, "state", struct.pack(">II", app.ep, app.dropped))
     except OSError:
         # Flash full: make room by the overflow policy and try once more; failing again, the
         # error reaches main.py and the board resets and retries.
         ob._rare("drop_oldest")
         app.dropped += ob.dropped + ob.lost - app.accounted
         app.accounted = ob.dropped + ob.lost
-        slots.save(app.dir + "/state", struct.pack(">II", app.ep, app.dropped))
+        slots.save(app.dir, "state", struct.pack(">II", app.ep, app.dropped))
