@@ -1,6 +1,8 @@
 # The server's signed config (docs/protocol.md §5): counter, official, rating scale, timings. It
 # arrives seldom (retained: at every connect, and when an admin changes it), so this code is loaded
 # when one arrives and leaves the heap afterwards (App.load).
+import gc
+import json
 import time
 
 from wire import ProtocolError, check_head, need, verify
@@ -8,7 +10,10 @@ from wire import ProtocolError, check_head, need, verify
 
 def parse_config(key, dev, data):
     """A verified config for this device (§5), as a dict; shape checked, values not interpreted."""
-    doc = verify(key, data)
+    text = verify(key, data)
+    gc.collect()  # the scan's and the signature's garbage goes before the parsed config comes
+    doc = json.loads(text)
+    del text
     check_head(doc, "config", dev)
     if need(doc, "rev", int) < 1:
         raise ProtocolError("schema", "rev must be >= 1")

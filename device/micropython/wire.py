@@ -196,8 +196,9 @@ def _scalar(buf, i, n):
 # ---- verification of server messages -------------------------------------------------------------
 
 def verify(key, data):
-    """The parsed object (a dict) of a signed server message, checked as §3.3 orders: malformed
-    first (size, UTF-8, strict JSON), then the signature, the last member, in constant time.
+    """The text of a signed server message, checked as §3.3 orders: malformed first (size, UTF-8,
+    strict JSON holding one object), then the signature, the last member, in constant time; the
+    caller parses it (json.loads) once the scan's garbage may be collected.
 
     `data` may be a memoryview of the receive buffer: the only copy made is the decoded text."""
     n = len(data)
@@ -220,7 +221,7 @@ def verify(key, data):
         diff |= want[k] ^ c
     if diff:
         raise ProtocolError("bad_signature", "signed with another key")
-    return json.loads(text)
+    return text
 
 
 def need(doc, name, t):
@@ -239,7 +240,7 @@ def check_head(doc, typ, dev):
 
 def parse_ack(key, dev, data):
     """The verified acks of a message addressed to this device (§7): a list of [ep, seq, code]."""
-    doc = verify(key, data)
+    doc = json.loads(verify(key, data))
     check_head(doc, "ack", dev)
     acks = need(doc, "acks", list)
     for a in acks:
