@@ -62,7 +62,8 @@ class App:
         self.dir = cfg["data_dir"]  # the state slots (epoch, dropped) and the config slots are here
         # docs/protocol.md §2: every topic of the box is motcua/v1/dev/<id>/ + evt, hb, status, ack, cfg
         self.mq = mqtt.Client(self.dev, b"motcua/v1/dev/%s/" % self.dev, self.on_message, cfg["keepalive_s"] * 1000)
-        self.clock = None  # sntp.Sntp when an NTP server is configured
+        self.ntp_at = None  # tick of the next NTP sync; None: no NTP server configured
+        self.clock = None  # the NTP request waiting for its reply (sntp.py)
         self.display = None  # display.Screen when a display is configured
         self.ticks = time.ticks_ms()
         self.up = 0  # ms since start-up, never wrapping (ticks_ms wraps after 12.4 days)
@@ -193,8 +194,16 @@ class App:
                 self.load("link", "wifi_down", self, now)
             return False
         self.wifi_wait = self.cfg["wifi_retry_ms"]
-        if self.clock is not None:
-            self.clock.tick(self, now)  # sntp.py
+        c = self.clock
+        if c is not None:  # an NTP request is out: sntp.py takes the reply, or the timeout
+            try:
+                data = c[0].recv(64)
+            except OSError:
+                data = None  # nothing yet (EAGAIN), or refused: waited for until the deadline
+            if data or time.ticks_diff(now, c[3]) >= 0:
+                self.load("sntp", "reply", self, now, data)
+        elif self.ntp_at is not None and time.ticks_diff(now, self.ntp_at) >= 0:
+            self.load("sntp", "request", self, now)
         if mq.sock is None:
             if time.ticks_diff(now, self.mq_next) >= 0:
                 self.load("link", "open", self, now)

@@ -85,7 +85,8 @@ def load():
 
 def is_device_id(s):
     """docs/protocol.md §2: ^[a-z0-9][a-z0-9-]{2,39}$ (checked by hand: MicroPython's re has no {m,n})."""
-    if not isinstance(s, str) or not 3 <= len(s) <= 40 or s[0] == "-":
+    # Bytes, not characters: MicroPython interns every character taken out of a str.
+    if not isinstance(s, str) or not 3 <= len(s) <= 40 or s.startswith("-"):
         return False
     for c in s.encode():  # bytes: lower-case letters, digits and "-" only
         if not (0x61 <= c <= 0x7A or 0x30 <= c <= 0x39 or c == 0x2D):
@@ -116,7 +117,8 @@ def validate(cfg):
         raise ConfigError("device_id must match ^[a-z0-9][a-z0-9-]{2,39}$, got %r (provision the device)"
                           % (cfg["device_id"],))
     sec = cfg["secret_hex"]
-    if not isinstance(sec, str) or len(sec) != 64 or any(c not in "0123456789abcdef" for c in sec):
+    if not isinstance(sec, str) or len(sec) != 64 or any(not (0x30 <= c <= 0x39 or 0x61 <= c <= 0x66)
+                                                         for c in sec.encode()):
         raise ConfigError("secret_hex must be 64 lowercase hex characters (provision the device)")
     _str(cfg, "mqtt_host", True)  # required
     for name in ("mqtt_user", "mqtt_password", "wifi_ssid", "wifi_password", "ntp_host"):

@@ -6,6 +6,7 @@
 import gc
 import struct
 import sys
+import time
 
 from micropython import const
 
@@ -64,9 +65,7 @@ def boot():
     board.start(buttons)
     board.app = app
     if cfg["ntp_host"]:
-        import sntp
-
-        app.clock = sntp.Sntp()
+        app.ntp_at = time.ticks_ms()  # a sync as soon as the network is up (sntp.py)
     # After boot the App and the board read only these options: the others (pins, identity, flash
     # layout) have served, and their values need not stay in RAM.
     app.cfg = board.cfg = {k: cfg[k] for k in (
@@ -85,8 +84,6 @@ def _fatal(text, led_pin):
     print("FATAL, the box cannot run: " + text)
     if sys.platform != "esp32":
         sys.exit(2)
-    import time
-
     import machine
 
     led = machine.Pin(led_pin, machine.Pin.OUT)
