@@ -35,17 +35,20 @@ _INCIDENT = const(2)
 _F_THANKS = const(1)  # pressed during the thank-you state
 _F_TS = const(2)  # ts is meaningful (the clock was synced when the event happened)
 # App.stats: connects, events sent, events acked, re-send rounds, refused server messages,
-# heartbeats, NTP syncs (link.py and sntp.py count theirs by index too; desk.py prints them).
+# heartbeats, NTP syncs (link.py and sntp.py count theirs by index; desk.py prints them in order).
+_CONNECTS = const(0)
 _SENT = const(1)
 _ACKED = const(2)
 _RESENDS = const(3)
 _BAD_MSGS = const(4)
 _HB = const(5)
+_NTP = const(6)
 # App.mem: heap in use after start-up, its peak, its peak after collections, the next collection.
 _BASE = const(0)
 _PEAK = const(1)
 _LIVE = const(2)
 _GC_AT = const(3)
+
 
 class App:
     """The running box. start.boot() makes one, recovers the flash and persists the epoch into it."""
@@ -74,7 +77,7 @@ class App:
         self.offset = None  # Unix ms = uptime + offset, once NTP answered
         self.cfg_rev = 0
         self.hb_ms = cfg["hb_s"] * 1000
-        self.stats = [0] * 7
+        self.stats = [0] * 7  # _CONNECTS ... _NTP
         self._lit = False
         self._sub_told = False  # "subscribed" reported for the current connection
         self.ui_dirty = True
@@ -194,16 +197,7 @@ class App:
                 self.load("link", "wifi_down", self, now)
             return False
         self.wifi_wait = self.cfg["wifi_retry_ms"]
-        c = self.clock
-        if c is not None:  # an NTP request is out: sntp.py takes the reply, or the timeout
-            try:
-                data = c[0].recv(64)
-            except OSError:
-                data = None  # nothing yet (EAGAIN), or refused: waited for until the deadline
-            if data or time.ticks_diff(now, c[3]) >= 0:
-                self.load("sntp", "reply", self, now, data)
-        elif self.ntp_at is not None and time.ticks_diff(now, self.ntp_at) >= 0:
-            self.load("sntp", "request", self, now)
+        self._ntp(now)
         if mq.sock is None:
             if time.ticks_diff(now, self.mq_next) >= 0:
                 self.load("link", "open", self, now)
@@ -228,6 +222,20 @@ class App:
         except (OSError, mqtt.MQTTError) as e:
             self.load("link", "fail", self, now, e)
             return False
+
+    def _ntp(self, now):
+        # The clock: sntp.py sends a request when a sync is due, and takes its reply or its timeout;
+        # the socket is read here, so the module is loaded for one pass each, not while waiting.
+        c = self.clock
+        if c is not None:
+            try:
+                data = c[0].recv(64)
+            except OSError:
+                data = None  # nothing yet (EAGAIN), or refused: waited for until the deadline
+            if data or time.ticks_diff(now, c[3]) >= 0:
+                self.load("sntp", "reply", self, now, data)
+        elif self.ntp_at is not None and time.ticks_diff(now, self.ntp_at) >= 0:
+            self.load("sntp", "request", self, now)
 
     def send(self, now):
         """Re-send rounds, the heartbeat, and unacked events within the window (§7)."""
