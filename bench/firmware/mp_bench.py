@@ -8,11 +8,12 @@ import time
 fw_dir, work_dir, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 sys.path.insert(0, fw_dir)
 os.chdir(work_dir)
+import recovery  # noqa: E402
 import wire  # noqa: E402
-from outbox import F_TS, TYP_RATING, Outbox  # noqa: E402
-from signing import Signer  # noqa: E402
+from outbox import Outbox  # noqa: E402
 
-signer = Signer(bytes(range(32)))
+key = wire.hmac_key(bytes(range(32)))
+TYP_RATING, F_TS = 1, 2  # outbox record: a rating, with a valid ts
 DEV = "esp32-0a1b2c"
 EP = 3
 TS0 = 1795000000000
@@ -26,27 +27,27 @@ def per_op_us(fn):
     return time.ticks_diff(time.ticks_us(), t0) / n
 
 
-def prefix(i):
-    return wire.envelope(DEV, EP, i, 1000 * i, TS0 + i, "rating", wire.rating_body(1 + i % 4, 4))
+def event(i):
+    return wire.encode(key, DEV, EP, i, 1000 * i, TS0 + i, "rating", wire.rating(1 + i % 4, 4, False))
 
 
-sample = prefix(12345)
-hmac_us = per_op_us(lambda i: signer.mac(sample))
-encode_sign_us = per_op_us(lambda i: wire.seal(signer, prefix(i)))
+sample = event(12345)[:-74]  # the signed part of an event
+hmac_us = per_op_us(lambda i: wire.sign(key, sample))
+encode_sign_us = per_op_us(event)
 ob = Outbox("bench-outbox")
-ob.recover()
+recovery.recover(ob)
 enqueue_us = per_op_us(lambda i: ob.append(TYP_RATING, 1 + i % 4, 4, F_TS, EP, i, 1000 * i, TS0 + i))
 ob2 = Outbox("bench-outbox2")
-ob2.recover()
+recovery.recover(ob2)
 
 
 def press(i):
     ob2.append(TYP_RATING, 1 + i % 4, 4, F_TS, EP, i, 1000 * i, TS0 + i)
-    wire.seal(signer, prefix(i))
+    event(i)
 
 
 total_us = per_op_us(press)
-print(f"payload_bytes {len(wire.seal(signer, sample))}")
+print(f"payload_bytes {len(event(12345))}")
 print(f"hmac_us {hmac_us:.1f}")
 print(f"encode_sign_us {encode_sign_us:.1f}")
 print(f"enqueue_us {enqueue_us:.1f}")

@@ -19,8 +19,8 @@ _DUTY_ON = 32768  # 50 %: the loudest square wave
 class Board:
     def __init__(self, cfg):
         self.cfg = cfg
-        self.command = None
-        self._buttons = None
+        self.app = None  # unused: a box has no console commands
+        self.buttons = None
         self._pins = []
         self.led = machine.Pin(cfg["led_pin"], machine.Pin.OUT, value=0)
         self._pwm = None
@@ -37,16 +37,13 @@ class Board:
         self._settle_cb = self._on_settle  # bound once: no allocation inside interrupts
         self._quiet_cb = self._on_quiet
 
-    def emit(self, kind, **fields):
+    def emit(self, event, **fields):
         pass  # the desk's test channel; nothing listens on a real box
-
-    def log(self, msg):
-        print(msg)
 
     # ---- buttons, LED, buzzer ----
 
     def start(self, buttons):
-        self._buttons = buttons
+        self.buttons = buttons
         pins = list(self.cfg["button_pins"])
         if self.cfg["complaint_pin"] is not None:
             pins.append(self.cfg["complaint_pin"])
@@ -57,7 +54,7 @@ class Board:
             self._pins.append(p)
 
     def _irq(self, i):
-        buttons = self._buttons
+        buttons = self.buttons
 
         def on_edge(_pin):
             now = time.ticks_ms()
@@ -79,21 +76,21 @@ class Board:
     def _on_settle(self, _t):
         self._armed = False
         now = time.ticks_ms()
-        wait = self._buttons.settle(now, self._pressed)
+        wait = self.buttons.settle(now, self._pressed)
         if wait >= 0:
             self._arm(now, wait + 1)
 
     def _pressed(self, i):
         return self._pins[i].value() == 0
 
-    def feedback(self, i, flagged):
+    def feedback(self, i, flag):
         # Runs in the debounce timer's callback: the LED lights and the beep starts at once,
         # whatever the main loop is doing.
         self.led.value(1)
         if self._pwm is not None:
-            self._pwm.freq(FLAG_BEEP_HZ if flagged else BEEP_HZ)
+            self._pwm.freq(FLAG_BEEP_HZ if flag else BEEP_HZ)
             self._pwm.duty_u16(_DUTY_ON)
-            self._beep.init(mode=machine.Timer.ONE_SHOT, period=FLAG_BEEP_MS if flagged else BEEP_MS,
+            self._beep.init(mode=machine.Timer.ONE_SHOT, period=FLAG_BEEP_MS if flag else BEEP_MS,
                             callback=self._quiet_cb)
 
     def _on_quiet(self, _t):
@@ -128,12 +125,6 @@ class Board:
     def wifi_up(self):
         return self._wlan.isconnected()
 
-    def wifi_reset(self):
-        try:
-            self._wlan.disconnect()
-        except OSError:
-            pass
-
     def rssi(self):
         try:
             return self._wlan.status("rssi")
@@ -150,25 +141,17 @@ class Board:
             self._wdt.feed()
 
     def display(self):
-        if not self.cfg["display"]:
-            return None
+        """The SSD1306 on I2C as a display.Screen, or None if it does not answer (called at boot)."""
         import display
         import ssd1306
 
         i2c = machine.I2C(0, sda=machine.Pin(self.cfg["i2c_sda"]), scl=machine.Pin(self.cfg["i2c_scl"]),
                           freq=400000)
         try:
-            return display.Oled(ssd1306.SSD1306(i2c, self.cfg["display_addr"]))
+            return display.Screen(display.oled(ssd1306.SSD1306(i2c, self.cfg["display_addr"])))
         except OSError as e:  # no ACK on the bus: run without the display rather than not at all
-            self.log("display not found at 0x%02x: %s" % (self.cfg["display_addr"], e))
+            print("display not found at 0x%02x: %s" % (self.cfg["display_addr"], e))
             return None
-
-    def fatal(self, msg):
-        """Cannot run (bad configuration): blink the LED forever; the message is on the serial port."""
-        print("FATAL: " + msg)
-        while True:
-            self.led.value(1 - self.led.value())
-            time.sleep_ms(250)
 
     def reset(self):
         machine.reset()

@@ -11,15 +11,18 @@
 #   burst N [EVERY_MS]  accept N debounced presses, cycling over the scale (soak runs)
 #   net down|up         Wi-Fi lost / back
 #   status              print the firmware's status line
+#   mem                 print the interpreter's heap and interned-name report
 #   quit                clean shutdown (retained offline status, MQTT DISCONNECT)
 import json
 import select
 import sys
 import time
 
-# Commands of the board itself (the others go to the app): interpreted by desk.py, loaded for the
-# line and dropped afterwards, as a board at a counter has no such code.
-_BOARD_COMMANDS = ("press", "bounce", "complaint", "burst", "net")
+from micropython import const
+
+# Commands are interpreted by desk.py, loaded for the line and dropped afterwards, as a board at a
+# counter has no such code.
+_FINGER = const(2)  # the "level" of a scheduled event that only notes when the finger goes down
 
 
 class Board:
@@ -27,44 +30,37 @@ class Board:
 
     def __init__(self, cfg):
         self.cfg = cfg
-        self.command = None  # app callback for commands the board does not handle itself
-        self._buttons = None
+        self.app = None  # the App: console lines run through App.load (desk.py)
+        self.buttons = None
         self._level = None
-        self._events = []  # (due tick, button index, level): scheduled pin changes, few at a time
-        self._pending_down = []  # (tick, button index): when the finger goes down, for the latency
+        # (due tick, button index, level) of scheduled pin changes, few at a time; level _FINGER is
+        # the moment the finger goes down, the start of the feedback latency
+        self._events = []
         self._timer_at = None  # the one-shot debounce timer, as on the ESP32
         self._down_at = None  # tick of each button's latest press command, for the latency report
-        self._burst_left = 0
-        self._burst_every = 0
-        self._burst_next = 0
-        self._burst_i = 0
+        self._burst = None  # a burst running: [presses left, ms between, tick of the next, presses made]
         self._wifi = True
         self._wdt_ms = 0
         self._wdt_last = None
         self.wdt_max_gap = 0
-        self._line = bytearray()
-        self._stdin = sys.stdin.buffer if hasattr(sys.stdin, "buffer") else sys.stdin
-        self._poll = select.poll()
-        self._poll.register(sys.stdin, select.POLLIN)
-        self._eof = False
+        self.line = bytearray()  # the command line being read; None once stdin is closed
+        self.poller = select.poll()
+        self.poller.register(sys.stdin, select.POLLIN)
 
     # ---- output ----
 
-    def emit(self, kind, **fields):
+    def emit(self, event, **fields):
         """One machine-readable line for the test harness (streamed: no copy of the line in RAM)."""
-        fields["t"] = kind
+        fields["t"] = event
         out = sys.stdout
         out.write("@")
         json.dump(fields, out)
         out.write("\n")
 
-    def log(self, msg):
-        print(msg)
-
     # ---- buttons, LED, buzzer ----
 
     def start(self, buttons):
-        self._buttons = buttons
+        self.buttons = buttons
         self._level = bytearray(buttons.n)
         self._down_at = [0] * buttons.n
         self._free_at = [time.ticks_ms()] * buttons.n
@@ -72,19 +68,19 @@ class Board:
     def _pressed(self, i):
         return self._level[i] == 1
 
-    def _edge(self, i, level, now):
+    def edge(self, i, value, now):
         # What the ESP32's pin interrupt does: note the edge, (re)arm the debounce timer.
-        self._level[i] = level
-        self._buttons.edge(i, now)
-        due = time.ticks_add(now, self._buttons.debounce_ms)
+        self._level[i] = value
+        self.buttons.edge(i, now)
+        due = time.ticks_add(now, self.buttons.debounce_ms)
         # One timer serves all buttons: an edge may bring it forward, never push it back (that
         # would delay a button already waiting to settle).
         if self._timer_at is None or time.ticks_diff(due, self._timer_at) < 0:
             self._timer_at = due
 
-    def feedback(self, i, flagged):
+    def feedback(self, i, flag):
         now = time.ticks_ms()
-        self.emit("fb", b=i, flag=flagged, lat=time.ticks_diff(now, self._down_at[i]))
+        self.emit("fb", b=i, flag=flag, lat=time.ticks_diff(now, self._down_at[i]))
 
     def thanks_over(self):
         self.emit("led", on=0)
@@ -93,55 +89,52 @@ class Board:
 
     def poll(self, now):
         """Deliver due pin changes and timer expiry, run due burst presses, read commands."""
-        if self._pending_down:
-            for e in [e for e in self._pending_down if time.ticks_diff(now, e[0]) >= 0]:
-                self._pending_down.remove(e)
-                self._down_at[e[1]] = e[0]
         if self._events:
             due = [e for e in self._events if time.ticks_diff(now, e[0]) >= 0]
             for e in due:
                 self._events.remove(e)
-                self._edge(e[1], e[2], now)
+                if e[2] == _FINGER:
+                    self._down_at[e[1]] = e[0]
+                else:
+                    self.edge(e[1], e[2], now)
         if self._timer_at is not None and time.ticks_diff(now, self._timer_at) >= 0:
             self._timer_at = None
-            wait = self._buttons.settle(now, self._pressed)
+            wait = self.buttons.settle(now, self._pressed)
             if wait >= 0:
                 self._timer_at = time.ticks_add(now, wait)
-        if self._burst_left and time.ticks_diff(now, self._burst_next) >= 0:
-            b = self._buttons
-            i = self._burst_i % b.levels
-            self._burst_i += 1
-            self._burst_left -= 1
+        bu = self._burst
+        if bu and time.ticks_diff(now, bu[2]) >= 0:
+            b = self.buttons
+            i = bu[3] % b.levels
+            bu[3] += 1
+            bu[0] -= 1
             self._down_at[i] = now
-            b.inject(i, now)
-            self._burst_next = time.ticks_add(now, self._burst_every)
-            if not self._burst_left:
-                self.emit("burst_done", n=self._burst_i)
-        self._read_commands(now)
+            b.accept(i, now)
+            bu[2] = time.ticks_add(now, bu[1])
+            if not bu[0]:
+                self._burst = None
+                self.emit("burst_done", n=bu[3])
+        self.readline(now)
 
-    def _read_commands(self, now):
-        while not self._eof:
-            for _ in self._poll.ipoll(0):  # ipoll: nothing allocated when no line is waiting
+    def readline(self, now):
+        """Read what stdin has; run each complete command line (desk.py)."""
+        while self.line is not None:
+            for _ in self.poller.ipoll(0):  # ipoll: nothing allocated when no line is waiting
                 break
             else:
                 return
-            c = self._stdin.read(1)
+            c = sys.stdin.buffer.read(1)
             if not c:
-                self._eof = True  # the parent closed the pipe: keep running, as a board would
+                self.line = None  # the parent closed the pipe: keep running, as a board would
                 return
             if c == b"\n":
-                line = self._line.decode().strip()
-                self._line = bytearray()
+                line = self.line.decode().strip()
+                self.line = bytearray()
                 words = line.split()
-                if words and words[0] in _BOARD_COMMANDS:
-                    import desk
-
-                    desk.command(self, words, now)
-                    del sys.modules["desk"]
-                elif words and self.command is not None:
-                    self.command(words)
+                if words and self.app is not None:
+                    self.app.load("desk", "command", self, words, now)
             else:
-                self._line.extend(c)
+                self.line.extend(c)
 
     def sleep_ms(self, ms):
         """Idle until ms pass, a command arrives or a pin change / the timer is due."""
@@ -150,10 +143,10 @@ class Board:
             ms = min(ms, max(0, time.ticks_diff(e[0], now)))
         if self._timer_at is not None:
             ms = min(ms, max(0, time.ticks_diff(self._timer_at, now)))
-        if self._burst_left:
-            ms = min(ms, max(0, time.ticks_diff(self._burst_next, now)))
-        if ms > 0 and not self._eof:
-            for _ in self._poll.ipoll(ms):
+        if self._burst:
+            ms = min(ms, max(0, time.ticks_diff(self._burst[2], now)))
+        if ms > 0 and self.line is not None:
+            for _ in self.poller.ipoll(ms):
                 break
         elif ms > 0:
             time.sleep_ms(ms)
@@ -165,9 +158,6 @@ class Board:
 
     def wifi_up(self):
         return self._wifi
-
-    def wifi_reset(self):
-        pass
 
     def rssi(self):
         return None  # no radio: the heartbeat leaves rssi out
@@ -182,20 +172,14 @@ class Board:
             if gap > self.wdt_max_gap:
                 self.wdt_max_gap = gap
                 if self._wdt_ms and gap > self._wdt_ms:
-                    self.log("watchdog: %d ms without a feed would have reset the board" % gap)
+                    print("watchdog: %d ms without a feed would have reset the board" % gap)
         self._wdt_last = now
 
     def display(self):
-        if not self.cfg["display"]:
-            return None
+        """The desk's SSD1306: a display.Screen whose lines are reported as JSON when they change."""
         import display
 
-        return display.TextDisplay(self)
-
-    def fatal(self, msg):
-        """The firmware cannot run (bad configuration): say why and stop."""
-        print("FATAL: " + msg)
-        sys.exit(2)
+        return display.Screen(lambda lines: self.emit("display", lines=lines))
 
     def reset(self):
         sys.exit(3)

@@ -85,24 +85,27 @@ def load():
 
 def is_device_id(s):
     """docs/protocol.md §2: ^[a-z0-9][a-z0-9-]{2,39}$ (checked by hand: MicroPython's re has no {m,n})."""
-    if not isinstance(s, str) or not 3 <= len(s) <= 40 or s[0] == "-":
+    # Bytes, not characters: MicroPython interns every character taken out of a str.
+    if not isinstance(s, str) or not 3 <= len(s) <= 40 or s.startswith("-"):
         return False
-    for ch in s:
-        if not ("a" <= ch <= "z" or "0" <= ch <= "9" or ch == "-"):
+    for c in s.encode():  # bytes: lower-case letters, digits and "-" only
+        if not (0x61 <= c <= 0x7A or 0x30 <= c <= 0x39 or c == 0x2D):
             return False
     return True
 
 
-def _int(cfg, name, lo, hi=None):
+def _int(cfg, name, start, stop=None):
+    # cfg[name] must be an integer in start..stop (no upper bound if stop is None).
     v = cfg[name]
-    if not isinstance(v, int) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):
-        raise ConfigError("%s must be an integer >= %d%s, got %r" % (
-            name, lo, "" if hi is None else " and <= %d" % hi, v))
+    if not isinstance(v, int) or isinstance(v, bool) or v < start or (stop is not None and v > stop):
+        raise ConfigError("%s must be an integer >= %d, got %r" % (name, start, v) if stop is None else
+                          "%s must be an integer from %d to %d, got %r" % (name, start, stop, v))
 
 
-def _str(cfg, name, required=False):
+def _str(cfg, name, value=False):
+    # cfg[name] must be a non-empty string, or None unless value (a value is required).
     v = cfg[name]
-    if v is None and not required:
+    if v is None and not value:
         return
     if not isinstance(v, str) or not v:
         raise ConfigError("%s must be a non-empty string, got %r" % (name, v))
@@ -114,9 +117,10 @@ def validate(cfg):
         raise ConfigError("device_id must match ^[a-z0-9][a-z0-9-]{2,39}$, got %r (provision the device)"
                           % (cfg["device_id"],))
     sec = cfg["secret_hex"]
-    if not isinstance(sec, str) or len(sec) != 64 or any(c not in "0123456789abcdef" for c in sec):
+    if not isinstance(sec, str) or len(sec) != 64 or any(not (0x30 <= c <= 0x39 or 0x61 <= c <= 0x66)
+                                                         for c in sec.encode()):
         raise ConfigError("secret_hex must be 64 lowercase hex characters (provision the device)")
-    _str(cfg, "mqtt_host", True)
+    _str(cfg, "mqtt_host", True)  # required
     for name in ("mqtt_user", "mqtt_password", "wifi_ssid", "wifi_password", "ntp_host"):
         _str(cfg, name)
     _int(cfg, "mqtt_port", 1, 65535)

@@ -5,39 +5,41 @@
 # The SSD1306's built-in framebuf font is 8x8 ASCII, so Vietnamese is folded to its base letters
 # ("Nguyễn Thị Lan" -> "Nguyen Thi Lan"): readable, and 1 KB instead of a Vietnamese font.
 
-COLS = 16  # 128 px / 8 px font
-ROWS = 8  # 64 px / 8 px font
+import time
 
-# Base letter, then every Vietnamese letter that folds to it (lower case, then upper case).
-_FOLD = (
-    ("a", "àáảãạăằắẳẵặâầấẩẫậ"), ("A", "ÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬ"),
-    ("e", "èéẻẽẹêềếểễệ"), ("E", "ÈÉẺẼẸÊỀẾỂỄỆ"),
-    ("i", "ìíỉĩị"), ("I", "ÌÍỈĨỊ"),
-    ("o", "òóỏõọôồốổỗộơờớởỡợ"), ("O", "ÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢ"),
-    ("u", "ùúủũụưừứửữự"), ("U", "ÙÚỦŨỤƯỪỨỬỮỰ"),
-    ("y", "ỳýỷỹỵ"), ("Y", "ỲÝỶỸỴ"),
-    ("d", "đ"), ("D", "Đ"),
-)
+from micropython import const
+
+_COLS = const(16)  # 128 px / 8 px font
+_ROWS = const(8)  # 64 px / 8 px font
+# An SSD1306 frame is ~25 ms of I2C: the outbox counter is redrawn at most this often.
+_REFRESH_MS = const(1000)
+
+# Groups of a base letter and every Vietnamese letter that folds to it, as UTF-8 in one buffer (one
+# object instead of dozens). fold() reads bytes, because MicroPython interns every character it takes
+# out of a str (a name kept for good, docs/firmware.md §6): the official's name must not add its
+# letters to the heap.
+_FOLD = ("|aàáảãạăằắẳẵặâầấẩẫậ|AÀÁẢÃẠĂẰẮẲẴẶÂẦẤẨẪẬ|eèéẻẽẹêềếểễệ|EÈÉẺẼẸÊỀẾỂỄỆ|iìíỉĩị|IÌÍỈĨỊ"
+         "|oòóỏõọôồốổỗộơờớởỡợ|OÒÓỎÕỌÔỒỐỔỖỘƠỜỚỞỠỢ|uùúủũụưừứửữự|UÙÚỦŨỤƯỪỨỬỮỰ|yỳýỷỹỵ|YỲÝỶỸỴ|dđ|DĐ").encode()
 
 
 def fold(text):
     """Text with Vietnamese letters reduced to ASCII; anything else non-ASCII becomes '?'."""
-    out = []
-    for ch in text:
-        if ch < "\x80":
-            out.append(ch)
-            continue
-        for base, variants in _FOLD:
-            if ch in variants:
-                out.append(base)
-                break
-        else:
-            out.append("?")
-    return "".join(out)
+    b = text.encode()
+    out = bytearray()
+    i = 0
+    while i < len(b):
+        c = b[i]
+        n = 1 if c < 0x80 else 2 if c < 0xE0 else 3 if c < 0xF0 else 4  # UTF-8 sequence length
+        # A whole UTF-8 sequence can only match a whole letter: lead and continuation bytes differ.
+        k = -1 if n == 1 else _FOLD.find(b[i:i + n])
+        out.append(c if n == 1 else 0x3F if k < 0 else _FOLD[_FOLD.rfind(b"|", 0, k) + 1])  # 0x3F: "?"
+        i += n
+    return out.decode()
 
 
-def wrap(text, width=COLS, rows=2):
-    """Up to `rows` lines of at most `width` characters, broken at spaces where possible."""
+def wrap(text):
+    """Up to 2 lines of at most 16 characters (the panel's width), broken at spaces where possible."""
+    width = _COLS
     lines = []
     words = fold(text).split()
     cur = ""
@@ -57,17 +59,18 @@ def wrap(text, width=COLS, rows=2):
             cur = w
     if cur:
         lines.append(cur)
-    return lines[:rows]
+    return lines[:2]
 
 
-def screen(cfg, online, waiting, thanks):
-    """The 8 lines to show; cfg is the applied server config (a dict) or None."""
-    rows = [""] * ROWS
+def screen(cfg, online, waiting, flag):
+    """The 8 lines to show: cfg the applied server config (a dict) or None, online the link, waiting
+    the events in the outbox, flag the thank-you state."""
+    rows = [""] * _ROWS
     counter = cfg.get("counter") if cfg else None
     official = cfg.get("official") if cfg else None
     if counter:
-        rows[0] = fold(str(counter.get("name") or counter.get("code") or ""))[:COLS]
-    if thanks:
+        rows[0] = fold(str(counter.get("name") or counter.get("code") or ""))[:_COLS]
+    if flag:
         rows[3] = "  Xin cam on!"
         rows[4] = "   Thank you"
     elif official:
@@ -86,32 +89,41 @@ def screen(cfg, online, waiting, thanks):
     return rows
 
 
-class Oled:
-    """Draws screen() lines on an SSD1306 through framebuf; redraws only when they change."""
+class Screen:
+    """The display of the running box: App.step calls update() every pass; draw(lines) puts the
+    screen() lines on the panel. Redrawn at once for the thank-you state and link changes, at most
+    every _REFRESH_MS for the rest (the outbox counter), and only when a line changed."""
 
-    def __init__(self, driver):
-        self._d = driver
-        self._last = None
+    def __init__(self, draw):
+        self.draw = draw
+        self.cfg = None  # counter and official of the applied server config (servercfg.py)
+        self.lines = None
+        self.ticks = 0  # of the last redraw
+        self.state = None  # (thank-you state, online) when last drawn
 
-    def show(self, rows):
-        if rows == self._last:
+    def update(self, app, now):
+        th = app.buttons.in_thanks(now)
+        online = app.mq.connected
+        if (th, online) != self.state:
+            self.state = (th, online)
+            app.ui_dirty = True
+        elif not app.ui_dirty or (not th and self.ticks and time.ticks_diff(now, self.ticks) < _REFRESH_MS):
             return
-        self._last = rows
-        fb = self._d.fb
+        app.ui_dirty = False
+        self.ticks = now
+        lines = screen(self.cfg, online, app.outbox.pending, th)
+        if lines != self.lines:
+            self.lines = lines
+            self.draw(lines)
+
+
+def oled(dev):
+    """draw() for an ssd1306.SSD1306 dev: the lines through its framebuf, then the frame to the panel."""
+    def draw(lines):
+        fb = dev.fb
         fb.fill(0)
-        for i, line in enumerate(rows):
+        for i, line in enumerate(lines):
             fb.text(line, 0, i * 8, 1)
-        self._d.show()
+        dev.show()
 
-
-class TextDisplay:
-    """The SSD1306 of the desk: the screen's lines as JSON, when they change."""
-
-    def __init__(self, board):
-        self._board = board
-        self._last = None
-
-    def show(self, rows):
-        if rows != self._last:
-            self._last = rows
-            self._board.emit("display", lines=rows)
+    return draw

@@ -1,59 +1,70 @@
-# Small persistent values that must survive a power cut during their own update (boot epoch, applied
-# config). Two files, A and B, each holding one generation with a CRC; an update overwrites the
-# older one, so a torn write can only destroy the copy being replaced, never the current value.
-# This does not depend on rename being atomic, which littlefs guarantees but FAT does not.
+# Small persistent values that must survive a power cut during their own update (boot epoch and drop
+# counter, the applied server config). Two files, <dir>/<name>.a and <dir>/<name>.b, each holding one generation
+# with a CRC; an update overwrites the copy not holding the newest value, so a torn write can only
+# destroy the copy being replaced, never the current value. This does not depend on rename being
+# atomic, which littlefs guarantees but FAT does not. Values are read at boot and written seldom, so
+# the App loads this module for the occasion (App.load) and it is not in the heap in between.
 import struct
 
 from binascii import crc32
 
-_MAGIC = b"MS"
-_HEAD = ">2sIH"  # magic, generation, data length
-_HEAD_LEN = 8
+from micropython import const
+
+_HEAD = const(8)  # ">2sIH": magic b"MS", generation, data length; the CRC-32 of both follows the data
 
 
-class Slots:
-    """A value persisted as the newest valid of two CRC-checked copies."""
+def _file(dir, name, i):
+    return "%s/%s.%s" % (dir, name, "ab"[i])
 
-    def __init__(self, base):
-        self._paths = (base + ".a", base + ".b")
-        self.gen = 0
-        self._cur = 1  # index of the copy holding `gen`; the first save writes copy A
 
-    def _read(self, path):
+def _newest(dir, name):
+    # (generation, copy index 0/1, data length) of the newest intact copy, or None. The copies are
+    # checked in small reads: saving a 4 KB config does not need two more 4 KB buffers.
+    best = None
+    buf = bytearray(64)
+    for i in (0, 1):
         try:
-            with open(path, "rb") as f:
-                raw = f.read()
+            f = open(_file(dir, name, i), "rb")
         except OSError:
-            return None
-        if len(raw) < _HEAD_LEN + 4:
-            return None
-        magic, gen, n = struct.unpack(_HEAD, raw)
-        if magic != _MAGIC or len(raw) != _HEAD_LEN + n + 4:
-            return None
-        if struct.unpack(">I", raw[-4:])[0] != crc32(raw[:-4]):
-            return None
-        return gen, raw[_HEAD_LEN:-4]
+            continue
+        with f:
+            head = f.read(_HEAD)
+            if len(head) != _HEAD:
+                continue
+            magic, gen, n = struct.unpack(">2sIH", head)
+            crc = crc32(head)
+            left = n
+            while left:
+                k = f.readinto(memoryview(buf)[:min(left, 64)])
+                if not k:
+                    break
+                crc = crc32(memoryview(buf)[:k], crc)
+                left -= k
+            tail = f.read(5)
+        if magic == b"MS" and not left and len(tail) == 4 and int.from_bytes(tail, "big") == crc:
+            if best is None or gen > best[0]:
+                best = (gen, i, n)
+    return best
 
-    def load(self):
-        """The newest intact value (bytes), or None if neither copy is intact."""
-        best = None
-        for i in (0, 1):
-            got = self._read(self._paths[i])
-            if got and (best is None or got[0] > best[0]):
-                best = got
-                self._cur = i
-        if best is None:
-            return None
-        self.gen = best[0]
-        return best[1]
 
-    def save(self, data):
-        """Write data as the next generation into the copy not holding the current value."""
-        gen = self.gen + 1
-        i = 1 - self._cur
-        raw = struct.pack(_HEAD, _MAGIC, gen, len(data)) + data
-        with open(self._paths[i], "wb") as f:
-            f.write(raw + struct.pack(">I", crc32(raw)))
-            f.flush()  # on littlefs this commits the file (lfs_file_sync)
-        self.gen = gen
-        self._cur = i
+def load(dir, name):
+    """The newest intact value (bytes) of the slots `name` in dir, or None if neither copy is intact."""
+    got = _newest(dir, name)
+    if got is None:
+        return None
+    with open(_file(dir, name, got[1]), "rb") as f:
+        f.seek(_HEAD)
+        return f.read(got[2])
+
+
+def save(dir, name, data):
+    """Write data (any buffer) as the next generation of the slots `name` in dir, into the copy not
+    holding the newest value."""
+    cur = _newest(dir, name)
+    gen, i = (cur[0] + 1, 1 - cur[1]) if cur else (1, 0)
+    head = struct.pack(">2sIH", b"MS", gen, len(data))
+    with open(_file(dir, name, i), "wb") as f:
+        f.write(head)
+        f.write(data)
+        f.write(crc32(data, crc32(head)).to_bytes(4, "big"))
+        f.flush()  # on littlefs this commits the file (lfs_file_sync)

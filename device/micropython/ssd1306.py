@@ -1,9 +1,12 @@
 # Minimal SSD1306 128x64 driver over I2C (Solomon Systech SSD1306 datasheet rev 1.1, §9-10), drawn
 # through a MicroPython framebuf. Only what the box needs: init, full-frame show, power off.
 import framebuf
+from micropython import const
 
-_CTRL_CMD = 0x80  # control byte: one command follows (datasheet §8.1.5.2)
-_CTRL_DATA = 0x40  # control byte: display RAM data follows
+_CTRL_CMD = const(0x80)  # control byte: one command follows (datasheet §8.1.5.2)
+_CTRL_DATA = const(0x40)  # control byte: display RAM data follows
+_WIDTH = const(128)
+_PAGES = const(8)  # 64 rows of 8 pixels
 
 # Datasheet §10 command table, in the order of the application note's power-on sequence.
 _INIT = (
@@ -27,29 +30,29 @@ _INIT = (
 
 
 class SSD1306:
-    """fb: a framebuf.FrameBuffer (MONO_VLSB) to draw on; show() sends it whole."""
+    """A 128x64 panel at I2C address addr. fb: a framebuf.FrameBuffer (MONO_VLSB) to draw on;
+    show() sends it whole."""
 
-    def __init__(self, i2c, addr=0x3C, width=128, height=64):
+    def __init__(self, i2c, addr=0x3C):
         self.i2c = i2c
         self.addr = addr
-        self.width = width
-        self.pages = height // 8
         # One buffer holds the data control byte and the frame, so show() is a single I2C write.
-        self.buf = bytearray(1 + width * self.pages)
+        self.buf = bytearray(1 + _WIDTH * _PAGES)
         self.buf[0] = _CTRL_DATA
-        self.fb = framebuf.FrameBuffer(memoryview(self.buf)[1:], width, height, framebuf.MONO_VLSB)
+        self.fb = framebuf.FrameBuffer(memoryview(self.buf)[1:], _WIDTH, _PAGES * 8, framebuf.MONO_VLSB)
         self._cmd_buf = bytearray(2)
         self._cmd_buf[0] = _CTRL_CMD
-        for c in _INIT:
-            self.cmd(c)
+        for n in _INIT:
+            self.cmd(n)
 
-    def cmd(self, c):
-        self._cmd_buf[1] = c
+    def cmd(self, n):
+        """Send command byte n."""
+        self._cmd_buf[1] = n
         self.i2c.writeto(self.addr, self._cmd_buf)
 
     def show(self):
-        for c in (0x21, 0, self.width - 1, 0x22, 0, self.pages - 1):  # column and page windows
-            self.cmd(c)
+        for n in (0x21, 0, _WIDTH - 1, 0x22, 0, _PAGES - 1):  # column and page windows
+            self.cmd(n)
         self.i2c.writeto(self.addr, self.buf)
 
     def off(self):

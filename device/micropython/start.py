@@ -1,30 +1,39 @@
 # Start-up: the composition root of the box. Reads the configuration, builds the board and every
 # part of the App, recovers the outbox, persists the new boot epoch before any event can be made
-# (docs/protocol.md §3), applies the stored server config. main.py drops this module (and config.py)
-# once it returns, so none of this code stays in the heap while the box runs.
+# (docs/protocol.md §3), applies the stored server config. main.py drops this module (and the
+# boot-only ones it loads: config, slots, recovery, servercfg) once it returns, so none of this code
+# stays in the heap while the box runs.
 import gc
 import struct
 import sys
+import time
 
 from micropython import const
 
-# After boot the App reads only these options: the others (pins, identity, flash layout) are used
-# here and their values need not stay in RAM.
-_RUNTIME_OPTIONS = ("device_id", "wifi_ssid", "wifi_password", "mqtt_host", "mqtt_port", "mqtt_user", "mqtt_password", "ntp_host",
-                    "ntp_port", "ntp_resync_s", "keepalive_s", "resend_ms", "resend_max_ms",
-                    "backoff_min_ms", "backoff_max_ms", "auth_backoff_ms", "wifi_retry_ms", "window")
 _STATE_LEN = const(8)  # (epoch, dropped) as ">II"
 
 
 def boot():
-    """A booted App, ready to run(); a bad configuration stops here (Board.fatal)."""
-    cfg, board = _config_and_board()
+    """A booted App, ready to run(); a bad configuration stops here (_fatal)."""
+    import config
+
+    if sys.platform == "esp32":
+        import board_esp32 as hw
+    else:
+        import board_host as hw
+    try:
+        cfg = config.load()
+    except config.ConfigError as e:
+        _fatal("configuration: %s" % e, config.DEFAULTS["led_pin"])
+    del sys.modules["config"]  # validated and copied: its code would only hold RAM
+    board = hw.Board(cfg)
     gc.collect()
+    from binascii import unhexlify
+
+    import wire
     from app import App
     from buttons import Buttons
     from outbox import Outbox
-    from signing import Signer, key_from_hex
-    from slots import Slots
 
     d = cfg["data_dir"]
     try:
@@ -34,61 +43,70 @@ def boot():
     except OSError:
         pass  # exists
     outbox = Outbox(d + "/outbox", cfg["seg_slots"], cfg["max_segments"])
-    outbox.recover()
+    outbox._rare("recover")
     buttons = Buttons(len(cfg["button_pins"]), cfg["complaint_pin"] is not None, board.feedback,
                       cfg["debounce_ms"], cfg["levels"], cfg["thanks_ms"])
-    app = App(cfg, board, Signer(key_from_hex(cfg["secret_hex"])), outbox, Slots(d + "/state"), buttons)
-    _new_epoch(app)
-    app.cfg_slots = Slots(d + "/config")
-    raw = app.cfg_slots.load()
+    app = App(cfg, board, wire.hmac_key(unhexlify(cfg["secret_hex"])), outbox, buttons)
+    if cfg["display"]:
+        app.display = board.display()
+    import slots
+
+    _new_epoch(app, slots)
+    raw = slots.load(d, "config")
+    del sys.modules["slots"]
     if raw:
         import servercfg
 
         try:
-            servercfg.apply(app, raw, False)  # verified again: the signature is the integrity check
+            servercfg.apply(app, raw)  # verified again: the signature is the integrity check
         except Exception as e:
-            board.log("stored config not usable: %r" % e)
+            print("stored config not usable: %r" % e)
         del sys.modules["servercfg"]
     board.start(buttons)
-    board.command = app.command
-    app.display = board.display()
+    board.app = app
     if cfg["ntp_host"]:
-        import sntp
-
-        app.clock = sntp.Sntp()
-    app.cfg = board.cfg = {k: cfg[k] for k in _RUNTIME_OPTIONS}  # the rest has served
+        app.ntp_at = time.ticks_ms()  # a sync as soon as the network is up (sntp.py)
+    # After boot the App and the board read only these options: the others (pins, identity, flash
+    # layout) have served, and their values need not stay in RAM.
+    app.cfg = board.cfg = {k: cfg[k] for k in (
+        "device_id", "wifi_ssid", "wifi_password", "mqtt_host", "mqtt_port", "mqtt_user", "mqtt_password", "ntp_host",
+        "ntp_port", "ntp_resync_s", "resend_ms", "resend_max_ms", "backoff_min_ms", "backoff_max_ms",
+        "auth_backoff_ms", "wifi_retry_ms", "window")}
     board.wdt_start(cfg["wdt_ms"])
+    print("motcua %s: device %s epoch %d, %d event(s) waiting, %d lost at recovery" % (
+        app.version, app.dev, app.ep, outbox.pending, outbox.lost))
     return app
 
 
-def _config_and_board():
-    import config
+def _fatal(text, led_pin):
+    # The firmware cannot run: say why (the serial console on a board) and stop; a board blinks its
+    # LED forever, so that someone at the counter sees that it needs attention.
+    print("FATAL, the box cannot run: " + text)
+    if sys.platform != "esp32":
+        sys.exit(2)
+    import machine
 
-    if sys.platform == "esp32":
-        import board_esp32 as board
-    else:
-        import board_host as board
-    try:
-        cfg = config.load()
-    except config.ConfigError as e:
-        board.Board(config.DEFAULTS).fatal("configuration: %s" % e)
-    del sys.modules["config"]  # validated and copied: its code would only hold RAM
-    return cfg, board.Board(cfg)
+    led = machine.Pin(led_pin, machine.Pin.OUT)
+    while True:
+        led.value(1 - led.value())
+        time.sleep_ms(250)
 
 
-def _new_epoch(app):
+def _new_epoch(app, slots):
     # The boot epoch is above every epoch on flash (state slots and outbox), so no (ep, seq) is ever
     # reused, even if the state copies were lost; it is on flash before any event of this boot.
-    raw = app.state.load()
+    ob = app.outbox
+    raw = slots.load(app.dir, "state")
     ep, dropped = struct.unpack(">II", raw) if raw and len(raw) == _STATE_LEN else (0, 0)
-    app.ep = max(ep, app.outbox.max_ep) + 1
-    app.dropped = dropped
-    app.account()
+    app.ep = max(ep, ob.max_ep) + 1
+    app.dropped = dropped + ob.dropped + ob.lost
+    app.accounted = ob.dropped + ob.lost
     try:
-        app.state.save(struct.pack(">II", app.ep, app.dropped))
+        slots.save(app.dir, "state", struct.pack(">II", app.ep, app.dropped))
     except OSError:
         # Flash full: make room by the overflow policy and try once more; failing again, the
         # error reaches main.py and the board resets and retries.
-        app.outbox.drop_oldest()
-        app.account()
-        app.state.save(struct.pack(">II", app.ep, app.dropped))
+        ob._rare("drop_oldest")
+        app.dropped += ob.dropped + ob.lost - app.accounted
+        app.accounted = ob.dropped + ob.lost
+        slots.save(app.dir, "state", struct.pack(">II", app.ep, app.dropped))

@@ -25,6 +25,9 @@ from motcua.protocol.messages import validate_event, validate_heartbeat
 from motcua.protocol.topics import ROOT
 
 Key = tuple[str, int, int]  # (device id, ep, seq)
+# The official of docs/protocol.md §5's example config.
+STAFFED = {"code": "CB-0042", "name": "Nguyễn Thị Lan", "post": "Công chức Tư pháp - Hộ tịch",
+           "photo": "https://motcua.example.gov.vn/photos/CB-0042.jpg"}
 
 
 class AckHarness:
@@ -128,16 +131,22 @@ class AckHarness:
 
     def publish_config(self, dev: str, *, rev: int, levels: int = 4, thanks_ms: int = 0, hb_s: int = 5,
                        official: dict[str, Any] | None = None, counter: dict[str, Any] | None = None,
-                       secret: bytes | None = None) -> bytes:
+                       labels: list[str] | None = None, secret: bytes | None = None) -> bytes:
         """Publish a signed retained config (§5) for dev; `secret` to sign it with another key."""
         payload = encode_config(
             secret or self.secrets[dev], dev=dev, ts=int(time.time() * 1000), rev=rev,
-            counter=counter or {"code": "PX-01", "name": "Quầy 1 - Tư pháp"},
-            official=official, scale={"levels": levels, "labels": [f"L{i}" for i in range(1, levels + 1)]},
+            counter=counter or {"code": "PX-01", "name": "Quầy 1 - Tư pháp"}, official=official,
+            scale={"levels": levels, "labels": labels or [f"L{i}" for i in range(1, levels + 1)]},
             thanks_ms=thanks_ms, hb_s=hb_s,
         )
         self.client.publish(f"{ROOT}/dev/{dev}/cfg", payload, qos=1, retain=True).wait_for_publish(5)
         return payload
+
+    def publish_staffed_config(self, dev: str, *, rev: int = 1, thanks_ms: int = 0, hb_s: int = 5) -> bytes:
+        """The config the server publishes for a counter with an official signed in: the example of
+        docs/protocol.md §5 (Vietnamese names and labels, a photo URL), as a box gets at every connect."""
+        return self.publish_config(dev, rev=rev, levels=4, thanks_ms=thanks_ms, hb_s=hb_s, official=STAFFED,
+                                   labels=["Rất không hài lòng", "Không hài lòng", "Hài lòng", "Rất hài lòng"])
 
     def wait_until(self, check: Callable[[], bool], timeout: float = 15, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout

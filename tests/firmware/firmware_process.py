@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -173,6 +174,23 @@ class FirmwareProcess:
         n = self.count("status")
         self.send("status")
         return self.wait_for("status", timeout=timeout, after=n)
+
+    def mem(self, timeout: float = 5) -> dict[str, int]:
+        """The interpreter's own figures (console `mem`): GC heap used/free, largest free block, and
+        the interned names (qstrs: count, pools, bytes), parsed from micropython.mem_info/qstr_info."""
+        n = len(self.lines)
+        self.send("mem")
+        self._wait(lambda: any(line.startswith("qstr pool:") for line in self.lines[n:]), timeout, "mem")
+        with self._cond:
+            text = "\n".join(self.lines[n:])
+        gc_line = re.search(r"GC: total: (\d+), used: (\d+), free: (\d+)", text)
+        blocks = re.search(r"max free sz: (\d+)", text)
+        qstr = re.search(r"n_pool=(\d+), n_qstr=(\d+), n_str_data_bytes=(\d+), n_total_bytes=(\d+)", text)
+        if gc_line is None or blocks is None or qstr is None:
+            raise FirmwareError(f"unexpected `mem` output{self._tail()}")
+        return {"gc_total": int(gc_line[1]), "gc_used": int(gc_line[2]), "gc_free": int(gc_line[3]),
+                "max_free_blocks": int(blocks[1]), "qstr_pools": int(qstr[1]), "qstrs": int(qstr[2]),
+                "qstr_bytes": int(qstr[4])}
 
     def wait_drained(self, timeout: float = 15) -> Event:
         """Poll the status until the outbox is empty (every event acked end to end); returns it."""

@@ -80,7 +80,7 @@ def test_empty_ntp_host_switches_ntp_off_and_none_keeps_the_default(tmp_path: Pa
 def test_firmware_refuses_to_boot_on_values_it_cannot_use(tmp_path: Path) -> None:
     base = dict(BASE)
     assert _effective(tmp_path, render_config_local(**base, levels=6)) == (
-        "ConfigError: levels must be an integer >= 2 and <= 5, got 6")
+        "ConfigError: levels must be an integer from 2 to 5, got 6")
     (tmp_path / "config_local.py").write_text(render_config_local(**base) + "colour = 'red'\n")
     assert _effective(tmp_path, None) == "ConfigError: config_local.py sets unknown option 'colour'"
     (tmp_path / "config_local.py").unlink()

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from motcua.protocol import encode_ack
 from tests.firmware.ack_harness import AckHarness, Key
 from tests.firmware.conftest import DEVICE, BoxFactory
 from tests.firmware.firmware_process import FirmwareProcess
@@ -269,6 +270,34 @@ def test_oversized_message_is_skipped_and_the_link_survives(harness: AckHarness,
     fw.wait_drained()
     st = fw.status()
     assert st["discarded"] == 1 and st["bad_msgs"] == 1 and st["connects"] == 1
+
+
+def test_messages_up_to_the_protocol_limit_are_taken(harness: AckHarness, make_box: BoxFactory) -> None:
+    # Larger than the resident receive buffer (~1 KB), within the protocol's 4096 bytes: each gets a
+    # buffer of its own while it is handled (mqtt.py), then the box is back on the resident one.
+    fw = make_box(display=True).start()
+    fw.wait_for("subscribed")
+    official = {"code": "CB-0042", "name": "Nguyễn Thị Lan", "post": "Công chức Tư pháp - Hộ tịch " * 95}
+    payload = harness.publish_config(DEVICE, rev=4, levels=5, official=official,
+                                     labels=["Rất không hài lòng với cán bộ"] * 5)
+    assert 3800 < len(payload) <= 4096
+    fw.wait_for("cfg", where=lambda e: e["rev"] == 4 and e["levels"] == 5)
+    fw.wait_for("display", where=lambda e: "Nguyen Thi Lan" in e["lines"])
+    # an ack of the server's largest size (server/ingest: 100 entries), naming three real events
+    harness.acking = False
+    pairs = [fw.press(v) for v in (1, 2, 3)]
+    harness.wait_stored(_keys(pairs))
+    ep = pairs[0][0]
+    acks = [(ep, 100_000 + k, "dup") for k in range(97)] + [(e, s, "ok") for e, s in pairs]
+    ack = encode_ack(harness.secrets[DEVICE], dev=DEVICE, ts=int(time.time() * 1000), acks=acks)
+    assert len(ack) > 1500
+    harness.client.publish(f"motcua/v1/dev/{DEVICE}/ack", ack, qos=1).wait_for_publish(5)
+    st = fw.wait_drained()
+    assert st["discarded"] == 0 and st["bad_msgs"] == 0 and st["acked"] == 3
+    # and the link goes on as before, on the resident buffer
+    harness.acking = True
+    harness.wait_stored(_keys([fw.press(4)]))
+    fw.wait_drained()
 
 
 def test_config_is_verified_applied_persisted_and_shown(harness: AckHarness, make_box: BoxFactory,

@@ -46,13 +46,45 @@ def test_ssd1306_init_and_frame_go_out_on_the_bus():
     init = [w[1][1] for w in bus.writes]
     assert all(w[0] == 0x3C and w[1][0] == 0x80 for w in bus.writes)
     assert init[0] == 0xAE and init[-1] == 0xAF and 0x8D in init  # off ... charge pump ... on
-    oled = display.Oled(d)
+    draw = display.oled(d)
     bus.writes.clear()
-    oled.show(display.screen(CFG, True, 0, False))
+    draw(display.screen(CFG, True, 0, False))
     frame = bus.writes[-1][1]
     assert frame[0] == 0x40 and len(frame) == 1 + 128 * 8
     assert any(frame[1 + 2 * 128:1 + 3 * 128])  # row 2 (the name) has pixels
     assert not any(frame[1 + 1 * 128:1 + 2 * 128])  # row 1 is empty
-    n = len(bus.writes)
-    oled.show(display.screen(CFG, True, 0, False))
-    assert len(bus.writes) == n  # unchanged screen: nothing sent
+
+
+class _App:
+    """What display.Screen reads of the App."""
+
+    def __init__(self):
+        import buttons
+
+        self.buttons = buttons.Buttons(4, False, lambda i, f: None, thanks_ms=3000)
+        self.mq = type("Mq", (), {"connected": True})()
+        self.outbox = type("Ob", (), {"pending": 0})()
+        self.ui_dirty = True
+
+
+def test_screen_redraws_when_something_changed_and_not_more_often():
+    app, drawn = _App(), []
+    scr = display.Screen(drawn.append)
+    scr.cfg = CFG
+    scr.update(app, 10000)
+    assert len(drawn) == 1 and drawn[0][7] == "online" and not app.ui_dirty
+    scr.update(app, 10010)
+    assert len(drawn) == 1  # nothing changed
+    app.outbox.pending, app.ui_dirty = 3, True
+    scr.update(app, 10500)
+    assert len(drawn) == 1  # the counter waits for the refresh time
+    scr.update(app, 11001)
+    assert drawn[-1][7] == "online  q:3"
+    app.buttons.accept(0, 11100)  # a press: the thank-you screen at once
+    scr.update(app, 11100)
+    assert "Xin cam on!" in drawn[-1][3]
+    app.mq.connected = False  # the link state at once too
+    scr.update(app, 11110)
+    assert drawn[-1][7] == "offline  q:3"
+    scr.update(app, 14200)  # the thank-you state is over
+    assert drawn[-1][3] != "  Xin cam on!" and "Nguyen Thi Lan" in drawn[-1]

@@ -4,9 +4,13 @@ import os
 from binascii import crc32
 
 import outbox as ob_mod
-from outbox import RECORD_LEN, Outbox
+import recovery
+from outbox import Outbox
 
 EP = 7
+RECORD_LEN = 34  # docs/firmware.md §2
+SEG_SLOTS = 120  # the default segment size
+TYP_RATING, F_TS = 1, 2  # a record's type "rating" and its flag "ts is valid"
 
 
 def _rmtree(path):
@@ -22,14 +26,14 @@ def _rmtree(path):
 def _fresh(path, **kw):
     _rmtree(path)
     ob = Outbox(path, **kw)
-    ob.recover()
+    recovery.recover(ob)
     return ob
 
 
 def _fill(ob, n, ep=EP, first=1):
     for seq in range(first, first + n):
         # value cycles 1..4, up and ts grow with seq: every record's bytes differ
-        ob.append(ob_mod.TYP_RATING, 1 + seq % 4, 4, ob_mod.F_TS, ep, seq, 1000 * seq, 1795000000000 + seq)
+        ob.append(TYP_RATING, 1 + seq % 4, 4, F_TS, ep, seq, 1000 * seq, 1795000000000 + seq)
 
 
 def _drain(ob):
@@ -56,18 +60,18 @@ def _write(path, data):
 
 
 def test_records_roundtrip_across_restart_and_segments():
-    ob = _fresh("ob", seg_slots=8, max_segments=10)
+    ob = _fresh("ob", seg_slots=8, count=10)
     _fill(ob, 20)
-    assert ob.pending == 20 and ob.segments() == 3
+    assert ob.pending == 20 and ob.segments == 3
     ob.close()
-    ob2 = Outbox("ob", seg_slots=8, max_segments=10)
-    assert ob2.recover() == 20 and ob2.lost == 0 and ob2.max_ep == EP
+    ob2 = Outbox("ob", seg_slots=8, count=10)
+    assert recovery.recover(ob2) == 20 and ob2.lost == 0 and ob2.max_ep == EP
     recs = _drain(ob2)
     assert [r[5] for r in recs] == list(range(1, 21))
-    assert recs[4] == (ob_mod.TYP_RATING, 2, 4, ob_mod.F_TS, EP, 5, 5000, 1795000000005)
+    assert recs[4] == (TYP_RATING, 2, 4, F_TS, EP, 5, 5000, 1795000000005)
     # after a restart, new events never go into a recovered segment
     _fill(ob2, 3, ep=EP + 1)
-    assert ob2.segments() == 4 and len(_files("ob")) == 4
+    assert ob2.segments == 4 and len(_files("ob")) == 4
 
 
 def _torn_case(full, n, cut):
@@ -75,7 +79,7 @@ def _torn_case(full, n, cut):
     os.mkdir("t")
     _write("t/00000001.seg", full[:cut])
     ob = Outbox("t", seg_slots=8)
-    return ob, ob.recover()
+    return ob, recovery.recover(ob)
 
 
 def test_torn_tail_at_every_byte_offset_keeps_all_complete_records():
@@ -98,7 +102,7 @@ def test_torn_tail_at_every_byte_offset_keeps_all_complete_records():
         _fill(ob, 2, ep=EP + 1)
         ob.close()
         ob2 = Outbox("t", seg_slots=8)
-        assert ob2.recover() == complete + 2 and ob2.lost == 0, (off, ob2.lost)
+        assert recovery.recover(ob2) == complete + 2 and ob2.lost == 0, (off, ob2.lost)
         ob2.close()
 
 
@@ -116,11 +120,11 @@ def test_damaged_last_record_at_every_byte_offset_keeps_all_earlier_records():
             os.mkdir("t")
             _write("t/00000001.seg", bad)
             ob = Outbox("t", seg_slots=8)
-            assert ob.recover() == 4 and ob.lost == 1, (off, flip)
+            assert recovery.recover(ob) == 4 and ob.lost == 1, (off, flip)
             assert [r[5] for r in _drain(ob)] == [1, 2, 3, 4]
             ob.close()
             ob2 = Outbox("t", seg_slots=8)
-            assert ob2.recover() == 4 and ob2.lost == 0
+            assert recovery.recover(ob2) == 4 and ob2.lost == 0
             ob2.close()
 
 
@@ -133,7 +137,7 @@ def test_a_damaged_record_in_the_middle_costs_only_itself():
     bad[6 * RECORD_LEN] = 0x00  # magic of seq 7
     _write("src/00000001.seg", bad)
     ob = Outbox("src", seg_slots=8)
-    assert ob.recover() == 6 and ob.lost == 2
+    assert recovery.recover(ob) == 6 and ob.lost == 2
     assert [r[5] for r in _drain(ob)] == [1, 2, 3, 5, 6, 8]
 
 
@@ -142,26 +146,25 @@ def test_a_segment_with_only_a_torn_first_record_is_removed():
     os.mkdir("t")
     _write("t/00000003.seg", b"\xe7\x01\x02")
     ob = Outbox("t", seg_slots=8)
-    assert ob.recover() == 0 and ob.lost == 1 and _files("t") == []
+    assert recovery.recover(ob) == 0 and ob.lost == 1 and _files("t") == []
     _fill(ob, 1, ep=2)
     assert _files("t") == ["00000001.seg"]
 
 
 def test_capacity_is_bounded_and_overflow_drops_the_oldest_counted():
-    ob = _fresh("cap", seg_slots=8, max_segments=4)
-    assert ob.capacity == 32
+    ob = _fresh("cap", seg_slots=8, count=4)
     _fill(ob, 32)
     assert ob.pending == 32 and ob.dropped == 0
     _fill(ob, 1, first=33)
-    assert ob.pending == 25 and ob.dropped == 8 and ob.segments() == 4
+    assert ob.pending == 25 and ob.dropped == 8 and ob.segments == 4
     assert [r[5] for r in _drain(ob)][:3] == [9, 10, 11]
     ob.close()
-    ob2 = Outbox("cap", seg_slots=8, max_segments=4)
-    assert ob2.recover() == 25
+    ob2 = Outbox("cap", seg_slots=8, count=4)
+    assert recovery.recover(ob2) == 25
 
 
 def test_overflow_counts_only_what_was_still_unacked():
-    ob = _fresh("cap", seg_slots=8, max_segments=2)
+    ob = _fresh("cap", seg_slots=8, count=2)
     _fill(ob, 16)
     for seq in (1, 2, 3):
         assert ob.ack(EP, seq)
@@ -173,19 +176,20 @@ def test_default_outbox_holds_10000_events_in_a_small_heap():
     import gc
 
     ob = _fresh("big")
-    assert ob.capacity >= 10000
+    capacity = SEG_SLOTS * 86  # the defaults: 120 records a segment, 86 segments
+    assert capacity >= 10000
     gc.collect()
     before = gc.mem_alloc()
-    _fill(ob, ob.capacity)
-    assert ob.pending == ob.capacity and ob.dropped == 0
+    _fill(ob, capacity)
+    assert ob.pending == capacity and ob.dropped == 0
     ob.close()
     ob2 = Outbox("big")
-    assert ob2.recover() == ob.capacity and ob2.lost == 0
+    assert recovery.recover(ob2) == capacity and ob2.lost == 0
     gc.collect()
     # the index of a full outbox stays small: two of them fit in a few KB
     assert gc.mem_alloc() - before < 12 * 1024, gc.mem_alloc() - before
     _fill(ob2, 1, ep=EP + 1)
-    assert ob2.dropped == ob_mod.SEG_SLOTS and ob2.pending == ob.capacity - ob_mod.SEG_SLOTS + 1
+    assert ob2.dropped == SEG_SLOTS and ob2.pending == capacity - SEG_SLOTS + 1
     n = 0
     while ob2.next_unsent() is not None:
         n += 1
@@ -193,7 +197,7 @@ def test_default_outbox_holds_10000_events_in_a_small_heap():
 
 
 def test_acks_delete_segments_and_files_rotate():
-    ob = _fresh("rot", seg_slots=4, max_segments=8)
+    ob = _fresh("rot", seg_slots=4, count=8)
     _fill(ob, 10)
     assert _files("rot") == ["00000001.seg", "00000002.seg", "00000003.seg"]
     for seq in (4, 2, 3):
@@ -210,7 +214,7 @@ def test_acks_delete_segments_and_files_rotate():
 
 
 def test_send_cursor_window_and_rewind():
-    ob = _fresh("cur", seg_slots=4, max_segments=8)
+    ob = _fresh("cur", seg_slots=4, count=8)
     _fill(ob, 6)
     a = ob.next_unsent()
     b = ob.next_unsent()
@@ -250,8 +254,9 @@ def test_flash_refusing_a_write_drops_the_oldest_and_retries():
             self.f.close()
 
     _rmtree("full")
-    ob = Outbox("full", seg_slots=8, max_segments=10, opener=Flaky)
-    ob.recover()
+    ob_mod.open = Flaky  # the outbox's file boundary: its appends and reads go through Flaky
+    ob = Outbox("full", seg_slots=8, count=10)
+    recovery.recover(ob)
     _fill(ob, 40)
     budget[0] = 0
     try:
@@ -264,8 +269,9 @@ def test_flash_refusing_a_write_drops_the_oldest_and_retries():
     _fill(ob, 1, first=42)
     assert ob.dropped == 8, ob.dropped
     ob.close()
-    ob2 = Outbox("full", seg_slots=8, max_segments=10)
-    got = ob2.recover()
+    del ob_mod.open
+    ob2 = Outbox("full", seg_slots=8, count=10)
+    got = recovery.recover(ob2)
     seqs = [r[5] for r in _drain(ob2)]
     assert got == len(seqs) and seqs[:2] == [9, 10] and seqs[-1] == 42 and 41 not in seqs, seqs
     # seq 41's partial writes went to fresh segments that were deleted again: the caller counts
@@ -280,7 +286,7 @@ def test_record_crc_is_crc32_ieee():
 
 
 def test_records_appended_after_the_cursor_reached_the_end_are_sent():
-    ob = _fresh("grow", seg_slots=4, max_segments=8)
+    ob = _fresh("grow", seg_slots=4, count=8)
     _fill(ob, 1)
     assert ob.next_unsent()[5] == 1 and ob.next_unsent() is None
     _fill(ob, 1, first=2)  # the same segment grows behind the cursor
@@ -290,8 +296,8 @@ def test_records_appended_after_the_cursor_reached_the_end_are_sent():
 
 
 def test_drop_oldest_on_demand_is_counted():
-    ob = _fresh("dd", seg_slots=4, max_segments=8)
-    assert not ob.drop_oldest()
+    ob = _fresh("dd", seg_slots=4, count=8)
+    assert not recovery.drop_oldest(ob)
     _fill(ob, 6)
-    assert ob.drop_oldest() and ob.dropped == 4 and ob.pending == 2
+    assert recovery.drop_oldest(ob) and ob.dropped == 4 and ob.pending == 2
     assert [r[5] for r in _drain(ob)] == [5, 6]
