@@ -85,6 +85,8 @@ class DeviceLink:
         sock = self._client.socket()
         if sock is not None:
             sock.close()
+        if self._thread:
+            self._thread.join(5)  # the send loop has let go of the outbox: the caller may close it now
 
     def wake(self) -> None:
         """Send what is due now rather than at the next tick."""
