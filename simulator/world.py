@@ -315,14 +315,14 @@ class Builder:
         self._message_fault("unknown_device", fault, workdays, ghost=f"ghost-{i:04d}")
 
 
-def expectation(world: World, action: Action, device_state: dict[str, Any]) -> tuple[str, str | None]:
+def expectation(action: Action, device_state: dict[str, Any]) -> tuple[str, str | None]:
     """(expected status, expected official) of a genuine event, given its device's clock state now."""
-    if action.args.get("tag") == "unattended":
-        return "quarantined:unattributed", None
     if device_state.get("skew") == "behind":
         # A plausible device time two hours from the anchor: the server cannot know which is wrong and
-        # keeps the event for a person (protocol §4 rule 1).
+        # keeps the event for a person (protocol §4 rule 1), before it asks who served then.
         return "quarantined:clock_conflict", None
+    if action.args.get("tag") == "unattended":
+        return "quarantined:unattributed", None
     return "accepted", action.args.get("official")
 
 
