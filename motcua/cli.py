@@ -29,6 +29,9 @@ device_app = typer.Typer(help="Provision, list and revoke counter devices.", no_
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(device_app, name="device")
+from motcua.simulate_cli import simulate_app  # noqa: E402 - its heavy imports happen inside its commands
+
+app.add_typer(simulate_app, name="simulate")
 
 _state: dict[str, Any] = {"config": None}
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file (else $MOTCUA_CONFIG)")]

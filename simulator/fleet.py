@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import secrets
 import threading
 import time
@@ -49,6 +50,7 @@ class HostConfig:
     heartbeat_s: float
     resend_after_s: float  # on the device's (simulated) clock
     verifiers: dict[str, str]  # official code -> PIN verifier, derived once (kiosk sessions)
+    tick_s: float = 1.0  # the links' idle tick: presses wake them at once anyway
 
 
 class VirtualDevice:
@@ -69,7 +71,7 @@ class VirtualDevice:
             device_id=self.counter.device_id, secret_hex=self.secret_hex, state_dir=self.cfg.state_dir,
             host=self.cfg.broker[0], port=self.port, fw="sim-1", levels=self.cfg.levels, clock=self.clock,
             clock_synced=self.clock.is_synced, uptime_ms=self.clock.uptime_ms,
-            resend_after_s=self.cfg.resend_after_s, heartbeat_s=self.cfg.heartbeat_s).start()
+            resend_after_s=self.cfg.resend_after_s, heartbeat_s=self.cfg.heartbeat_s, tick_s=self.cfg.tick_s).start()
         self.state["on"] = True
 
     def power_cut(self) -> None:
@@ -320,10 +322,11 @@ def host_main(cfg: HostConfig, stop: Any, shutdown: Any, status: Any) -> None:
     """Entry point of a device-host process: play the timeline, keep delivering until `shutdown`."""
     logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s %(levelname)-7s [host {cfg.index}] "
                                                       "%(name)s: %(message)s")
+    parent = os.getppid()
     host = Host(cfg).start()
     try:
         host.play(stop, status)
-        while not shutdown.wait(0.5):
+        while not shutdown.wait(0.5) and os.getppid() == parent:  # an orphan stops by itself
             host._report(status)
     finally:
         host._report(status)

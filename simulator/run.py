@@ -172,7 +172,9 @@ class Simulation:
                              secrets={c.device_id: made.secrets[c.device_id] for c in counters},
                              actions=self.world.for_host(i), levels=self.sc.scenario.levels, state_dir=state,
                              truth_path=self.opts.out / f"truth-host-{i}.jsonl", heartbeat_s=d.heartbeat_s,
-                             resend_after_s=d.resend_after_s * self.sc.scenario.compression,
+                             # On the device's clock: at the fastest compression (nights), so re-sends never
+                             # come faster than every resend_after_s of real time.
+                             resend_after_s=d.resend_after_s * clock.max_factor, tick_s=d.tick_s,
                              verifiers=made.verifiers)
             status = self.ctx.Array("d", len(STATUS_FIELDS), lock=False)
             proc = self.ctx.Process(target=host_main, args=(cfg, self.stop_evt, self.shutdown_evt, status),

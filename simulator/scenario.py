@@ -93,6 +93,7 @@ class Devices(BaseModel):
     heartbeat_s: float = Field(3.0, ge=0.5, le=60.0, description="Real seconds between heartbeats")
     resend_after_s: float = Field(3.0, ge=0.5, le=60.0, description="Real seconds before an unacked event is "
                                                                    "sent again")
+    tick_s: float = Field(1.0, ge=0.05, le=5.0, description="Idle tick of each device link, real seconds")
 
 
 class Citizens(BaseModel):

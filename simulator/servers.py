@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 from multiprocessing.process import BaseProcess
@@ -56,7 +57,9 @@ def ingest_main(index: int, kwargs: dict[str, Any], clock: SimClock) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    parent = os.getppid()
+    while not stop.wait(1.0) and os.getppid() == parent:  # an orphaned worker stops by itself
+        pass
     service.stop()
 
 

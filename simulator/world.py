@@ -23,7 +23,9 @@ ZONE = ZoneInfo("Asia/Ho_Chi_Minh")  # the offices' local time (server setting `
 HANDOVER_GUARD_MS = 5 * 60_000
 MASH_GAP_MS = (300, 1200)  # a child's presses, this far apart: well inside the server's misuse window
 SKEWS = ("small", "ahead", "behind")  # clock_skew kinds, in turn (docs/simulator.md "Faults")
-SKEW_MS = {"small": 3 * 60_000, "ahead": 2 * 3600_000, "behind": -2 * 3600_000}
+# small: within the server's 2-minute future tolerance and its 10-minute conflict threshold (anchor time);
+# ahead: a wrong date, never plausible, so the anchor times it; behind: plausible and far off -> conflict.
+SKEW_MS = {"small": 90_000, "ahead": 24 * 3600_000, "behind": -2 * 3600_000}
 HOST_FAULTS = ("network_drop", "power_cut", "clock_skew", "unsynced_clock", "duplicate_send", "button_mashing",
                "forged_signature", "replay", "malformed_payload", "unknown_device")
 
