@@ -72,11 +72,13 @@ class QueueSystem:
         for i, acts in enumerate(lanes):
             client = httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {self.token}"},
                                   timeout=30)
-            lane = Lane(f"queue-lane-{i}", acts, self.clock, self.stop_event,
-                        lambda a, c=client: self._perform(a, c))
+            lane = Lane(f"queue-lane-{i}", acts, self.clock, self.stop_event, self._performer(client))
             lane.start()
             self.lanes.append(lane)
         return self
+
+    def _performer(self, client: httpx.Client) -> Callable[[Action], None]:
+        return lambda action: self._perform(action, client)
 
     def finished(self) -> bool:
         return all(not lane.is_alive() for lane in self.lanes)

@@ -80,7 +80,7 @@ def _state_dir(opts: RunOptions) -> Path:
         shutil.rmtree(opts.state_dir, ignore_errors=True)
         opts.state_dir.mkdir(parents=True)
         return opts.state_dir
-    shm = Path("/dev/shm")
+    shm = Path("/dev/shm")  # noqa: S108 - mkdtemp makes a private 0700 folder inside it
     return Path(tempfile.mkdtemp(prefix="motcua-sim-", dir=shm if shm.is_dir() else None))
 
 

@@ -98,8 +98,8 @@ class Devices(BaseModel):
 
 class Citizens(BaseModel):
     model_config = _STRICT
-    per_counter_hour: dict[str, float] = Field(default_factory=lambda: {"7": 4, "8": 8, "9": 9, "10": 8, "13": 6,
-                                                                        "14": 8, "15": 7, "16": 4},
+    per_counter_hour: dict[str, float] = Field(default_factory=lambda: {"7": 4.0, "8": 8.0, "9": 9.0, "10": 8.0,
+                                                                        "13": 6.0, "14": 8.0, "15": 7.0, "16": 4.0},
                                                description="Citizens served per counter per local hour")
     rate_share: Share = Field(0.8, description="Citizens who press a button after service")
     noise: float = Field(0.8, ge=0.0, le=3.0, description="Spread of a rating around the official's quality, "

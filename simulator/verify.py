@@ -35,7 +35,8 @@ def read_truth(out: Path) -> Truth:
     truth = Truth()
     files = sorted(out.glob("truth-*.jsonl"))
     if not files:
-        raise FileNotFoundError(f"{out}: no truth-*.jsonl files; run `motcua simulate --scenario ... --out {out}` first")
+        raise FileNotFoundError(f"{out}: no truth-*.jsonl files; run `motcua simulate --scenario ... --out {out}` "
+                                "first")
     for path in files:
         with path.open(encoding="utf-8") as f:
             for line in f:
@@ -128,7 +129,8 @@ def verify(engine: Engine, out: Path, manifest: dict[str, Any] | None = None) ->
         dups = conn.execute(select(func.coalesce(func.sum(DEVICES.c.duplicates), 0))).scalar_one()
         stray = conn.execute(select(func.count()).select_from(EVENTS).where(
             and_(EVENTS.c.official_id.is_not(None), EVENTS.c.status != "accepted"))).scalar_one()
-    report: dict[str, Any] = {"sent": len(truth.events) + len(truth.rejections) + truth.duplicates, "sent_genuine": len(truth.events),
+    report: dict[str, Any] = {"sent": len(truth.events) + len(truth.rejections) + truth.duplicates,
+              "sent_genuine": len(truth.events),
               "stored": len(stored), "duplicates_suppressed": int(dups), "duplicates_injected": truth.duplicates,
               "quarantined": dict(sorted(reasons.items())), "lost": 0, "wrongly_accepted": 0, "misattributed": 0,
               "misclassified": 0, "unrecorded_rejections": 0, "mash_presses": 0, "mash_flagged_misuse": 0,
@@ -148,7 +150,8 @@ def table(report: dict[str, Any]) -> str:
     """The report as a plain-text table for people; the JSON line follows it."""
     rows = [("sent (genuine events + injected messages)", f"{report['sent']:,}"),
             ("genuine events sent", f"{report['sent_genuine']:,}"), ("stored", f"{report['stored']:,}"),
-            ("duplicates suppressed (injected)", f"{report['duplicates_suppressed']:,} ({report['duplicates_injected']})")]
+            ("duplicates suppressed (injected)",
+             f"{report['duplicates_suppressed']:,} ({report['duplicates_injected']})")]
     rows += [(f"quarantined: {k}", f"{v:,}") for k, v in report["quarantined"].items()]
     rows += [(name.replace("_", " "), f"{report[name]:,}" + ("  <-- must be 0" if report[name] else ""))
              for name in FAILING]
