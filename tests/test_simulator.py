@@ -169,13 +169,13 @@ def test_verify_catches_a_deleted_event_and_a_moved_one(chaos_run: tuple[dict[st
 def test_fairness_our_score_misgrades_fewer_than_the_naive_average_at_30_ratings_or_fewer() -> None:
     from simulator.fairness import fairness_report
 
-    report = fairness_report(load_scenario("province-month"), per_bin=250, seed=5)
+    report = fairness_report(load_scenario("province-month"), per_bin=1000, seed=2)
     few = [report["bins"][k] for k in ("1-5", "6-10", "11-30")]
     ours = sum(b["ours_misgrade"] * b["officials"] for b in few)
     naive = sum(b["naive_misgrade"] * b["officials"] for b in few)
     assert ours < naive, report["bins"]
     assert report["bins"]["1-5"]["ours_mae"] < report["bins"]["1-5"]["naive_mae"]
-    assert all(b["officials"] == 250 for b in report["bins"].values())
+    assert all(b["officials"] == 1000 for b in report["bins"].values())
 
 
 def test_fairness_cli_prints_a_table_a_chart_and_json(tmp_path: Path) -> None:
