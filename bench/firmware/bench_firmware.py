@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 MICROPYTHON = Path(sys.executable).parent / "micropython"
@@ -61,6 +62,14 @@ def soak(presses: int) -> dict[str, int | float]:
     return {"presses": presses, "seconds": round(took, 1), "base_alloc": st["base_alloc"],
             "peak_alloc": st["peak_alloc"], "peak_live": st["peak_live"], "mem_free": st["mem_free"],
             "loop_gap_ms": st["wdt_max_gap"]}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """The suite's entry (bench/suite.py): per-press costs, and with the full run a 10,000-press soak."""
+    out: dict[str, Any] = {"micro": micro(500 if quick else 10_000)}
+    if not quick:
+        out["soak"] = soak(10_000)
+    return out
 
 
 def main() -> None:
