@@ -83,13 +83,18 @@ def _history_after(conn: Connection, column: Any, value: int, at: datetime) -> b
 
 def _lock(conn: Connection, counter_id: int, official_id: int | None) -> tuple[Any, Any]:
     """Row-lock the counter, then the official (always in this order): concurrent sign-ins and
-    sign-outs touching them run one after the other. (SQLite serialises writers anyway.)"""
+    sign-outs touching them run one after the other. (SQLite serialises writers anyway.)
+
+    FOR NO KEY UPDATE, not FOR UPDATE: ingest inserts events referencing the counter and the official
+    while it holds the counter's device rows, and each insert's foreign-key check takes FOR KEY SHARE on
+    them (PostgreSQL manual, "Row-Level Locks"). FOR UPDATE conflicts with it, and with _touch_counter
+    then waiting for those device rows the two deadlock; FOR NO KEY UPDATE still serialises sessions."""
     counter = conn.execute(select(COUNTERS.c.id, COUNTERS.c.unit_id).where(COUNTERS.c.id == counter_id)
-                           .with_for_update()).first()
+                           .with_for_update(key_share=True)).first()
     official = None
     if official_id is not None:
         official = conn.execute(select(OFFICIALS.c.id, OFFICIALS.c.unit_id, OFFICIALS.c.active)
-                                .where(OFFICIALS.c.id == official_id).with_for_update()).first()
+                                .where(OFFICIALS.c.id == official_id).with_for_update(key_share=True)).first()
     return counter, official
 
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from server import registry, sessions
-from server.db.models import SESSIONS
+from server.db.models import COUNTERS, OFFICIALS, SESSIONS
 from server.sessions import SessionError
 from tests.utils.factories import make_office, sign_in, sign_out
 
@@ -73,4 +73,39 @@ def test_concurrent_sign_in_and_sign_out_on_postgresql_serialise(pg_url: str) ->
     assert done.is_set()
     assert spans(engine) == [(counter, y, T0, T0 + timedelta(hours=1)),
                              (counter, x, T0 + timedelta(hours=1), T0 + timedelta(hours=1, minutes=30))]
+    engine.dispose()
+
+
+def test_a_sign_in_does_not_deadlock_with_an_ingest_batch_on_postgresql(pg_url: str) -> None:
+    """Found by the province-month simulation: an ingest batch holds the counter's device rows, a
+    sign-in locks the counter and waits for those rows, then the batch's event insert checks its
+    foreign key to the counter (FOR KEY SHARE). With the counter locked FOR UPDATE that was a deadlock."""
+    from server.ingest.store import load_devices
+    from tests.utils.db import engine_for, wipe
+
+    engine = engine_for(pg_url)
+    wipe(engine)
+    office = make_office(engine)
+    counter, x, device = office.counters[0], office.officials[0], office.devices[0].id
+    batch = engine.connect()
+    tx = batch.begin()
+    load_devices(batch, {device})  # ingest's first step: the batch's device rows, FOR UPDATE
+    done = threading.Event()
+
+    def sign_in_meanwhile() -> None:
+        with engine.begin() as conn:
+            sessions.sign_in(conn, counter_id=counter, official_id=x, at=T0, now=T0, actor="queue")
+        done.set()
+
+    worker = threading.Thread(target=sign_in_meanwhile)
+    worker.start()
+    assert not done.wait(1.0), "the sign-in must wait for the batch's device rows"
+    # What the events' foreign keys take on insert; PostgreSQL's deadlock_timeout is 1 s.
+    for table, key in ((COUNTERS, counter), (OFFICIALS, x)):
+        batch.execute(select(table.c.id).where(table.c.id == key).with_for_update(read=True, key_share=True))
+    tx.commit()
+    batch.close()
+    worker.join(10)
+    assert done.is_set(), "the sign-in failed (see the thread's traceback)"
+    assert spans(engine) == [(counter, x, T0, None)]
     engine.dispose()
