@@ -255,7 +255,7 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-def run(events: int, devices: int, workers: list[int], repeat: int, rate: float, seconds: float) -> dict[str, Any]:
+def measure(events: int, devices: int, workers: list[int], repeat: int, rate: float, seconds: float) -> dict[str, Any]:
     why = reachable(PG_URL)
     if why:
         raise SystemExit(f"bench needs PostgreSQL: {why} (set MOTCUA_BENCH_PG_URL)")
@@ -298,6 +298,13 @@ def run(events: int, devices: int, workers: list[int], repeat: int, rate: float,
     return out
 
 
+def run(quick: bool = False) -> dict[str, Any]:
+    """The suite's entry (bench/suite.py): drains and paced latency, smaller with `quick`."""
+    if quick:
+        return measure(3000, 50, [1], 1, 200.0, 5.0)
+    return measure(30_000, 200, [1, 2], 3, 500.0, 20.0)
+
+
 def table(r: dict[str, Any]) -> str:
     lines = [r["machine"], f"{r['events']} signed events from {r['devices']} devices per drain; medians of "
              f"{r['repeat']} alternating drains (min-max)", "",
@@ -328,7 +335,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = ap.parse_args()
-    result = run(args.events, args.devices, args.workers, args.repeat, args.rate, args.seconds)
+    result = measure(args.events, args.devices, args.workers, args.repeat, args.rate, args.seconds)
     print(json.dumps(result) if args.json else table(result))
 
 

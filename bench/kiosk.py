@@ -129,6 +129,13 @@ def _upload(root: Path, secret_hex: str, port: int, megabytes: int, store_cls: A
             "chunk_bytes": 1024 * 1024, "confirmed": store.state("ab" * 16) == "confirmed"}
 
 
+def run(quick: bool = False) -> dict[str, Any]:
+    """The suite's entry (bench/suite.py)."""
+    return {"per_frame": per_frame_costs(60 if quick else 300), "ring_10s": ring_memory(),
+            "upload": upload_throughput(2 if quick else 20),
+            "capture_one_core": capture_on_one_core(2 if quick else 20), "cpu": _cpu_name(), "cores": os.cpu_count()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20)

@@ -33,12 +33,13 @@ class DeviceLink:
                  clock: Callable[[], float] = time.time, clock_synced: Callable[[], bool] = lambda: True,
                  uptime_ms: Callable[[], int] | None = None,
                  on_config: Callable[[dict[str, Any]], None] | None = None,
-                 on_ack: Callable[[list[tuple[int, int, str]]], None] | None = None) -> None:
+                 on_ack: Callable[[list[tuple[int, int, str]]], None] | None = None, tick_s: float = TICK_S) -> None:
         self.device_id, self.secret, self.outbox = device_id, secret, outbox
         self.host, self.port = host, port
         self.fw = fw
         self.resend_after_ms = int(resend_after_s * 1000)
         self.heartbeat_s = heartbeat_s
+        self.tick_s = tick_s  # a host running hundreds of simulated devices ticks less often
         self.clock, self.clock_synced = clock, clock_synced
         started = time.monotonic()
         self.uptime_ms = uptime_ms or (lambda: int((time.monotonic() - started) * 1000))
@@ -85,6 +86,8 @@ class DeviceLink:
         sock = self._client.socket()
         if sock is not None:
             sock.close()
+        if self._thread:
+            self._thread.join(5)  # the send loop has let go of the outbox: the caller may close it now
 
     def wake(self) -> None:
         """Send what is due now rather than at the next tick."""
@@ -101,7 +104,7 @@ class DeviceLink:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(TICK_S)
+            self._wake.wait(self.tick_s)
             self._wake.clear()
             if not self.connected.is_set():
                 continue

@@ -32,6 +32,12 @@ app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(device_app, name="device")
 evaluation_cli.register(app)  # month, tasks, webhook (motcua/evaluation_cli.py)
+from motcua.simulate_cli import simulate_app  # noqa: E402 - its heavy imports happen inside its commands
+
+app.add_typer(simulate_app, name="simulate")
+from motcua.bench_cli import bench as _bench  # noqa: E402
+
+app.command("bench")(_bench)
 
 _state: dict[str, Any] = {"config": None}
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file (else $MOTCUA_CONFIG)")]

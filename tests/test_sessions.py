@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from server import registry, sessions
-from server.db.models import SESSIONS
+from server.db.models import COUNTERS, OFFICIALS, SESSIONS
 from server.sessions import SessionError
 from tests.utils.factories import make_office, sign_in, sign_out
 
@@ -82,7 +82,7 @@ def test_a_sign_in_and_an_ingest_batch_do_not_deadlock_on_postgresql(pg_url: str
     counter and wants the device's row (its config revision). The sign-in's lock must not block the check."""
     from sqlalchemy import text
 
-    from server.db.models import COUNTERS, DEVICES
+    from server.db.models import DEVICES
     from tests.utils.db import engine_for, wipe
 
     engine = engine_for(pg_url)
@@ -114,9 +114,9 @@ def test_a_sign_in_and_an_ingest_batch_do_not_deadlock_on_postgresql(pg_url: str
         else:
             pytest.fail("the sign-in never waited for the batch's device lock")
     batch.execute(text("SET LOCAL lock_timeout = '5s'"))
-    # What an event insert's foreign-key check does to the counter row:
-    batch.execute(select(COUNTERS.c.id).where(COUNTERS.c.id == device.counter_id)
-                  .with_for_update(read=True, key_share=True))
+    # What an event insert's foreign-key checks do to the counter and official rows:
+    for table, key in ((COUNTERS, device.counter_id), (OFFICIALS, office.officials[0])):
+        batch.execute(select(table.c.id).where(table.c.id == key).with_for_update(read=True, key_share=True))
     tx.commit()
     batch.close()
     worker.join(10)

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 MICROPYTHON = Path(sys.executable).parent / "micropython"
@@ -74,6 +75,14 @@ def soak(presses: int, display: bool = False) -> dict[str, int | float]:
             "peak_alloc": st["peak_alloc"], "peak_live": st["peak_live"], "mem_free": st["mem_free"],
             "loop_gap_ms": st["wdt_max_gap"], "qstrs": mem["qstrs"], "qstr_pools": mem["qstr_pools"],
             "qstr_bytes": mem["qstr_bytes"], "max_free_blocks": mem["max_free_blocks"], "ntp_syncs": st["ntp"]}
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """The suite's entry (bench/suite.py): per-press costs, and with the full run a 10,000-press soak."""
+    out: dict[str, Any] = {"micro": micro(500 if quick else 10_000)}
+    if not quick:
+        out["soak"] = soak(10_000)
+    return out
 
 
 def main() -> None:

@@ -1,0 +1,333 @@
+"""A device host: one process running many virtual counter devices on the real device code path.
+
+Each virtual device is a `device.agent.DeviceAgent` (the kiosk's and the CPython devices' outbox and
+MQTT link) on a simulated clock. The host plays its devices' timelines (presses, complaints, kiosk
+sign-ins, faults) when the simulated clock reaches them, and writes the ground truth of everything it
+sent to a JSON-lines file: the bytes' digest and what the server should make of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from device.agent import DeviceAgent
+from motcua.protocol import codec
+from simulator.clock import DeviceClock, SimClock
+from simulator.netfault import FaultyNetwork
+from simulator.world import Action, Counter, expectation
+
+log = logging.getLogger("motcua.simulator.fleet")
+
+MAX_SLEEP_S = 0.2  # how long the host sleeps between looks at the clock: stop requests are seen this fast
+HB_REPLAY_MIN_AGE_MS = 10 * 60_000  # a replayed heartbeat is this old at least: the server sees a replay
+STATUS_FIELDS = ("sent", "pending", "lag_s", "done", "faults")
+
+
+@dataclass
+class HostConfig:
+    index: int
+    clock: SimClock
+    broker: tuple[str, int]
+    counters: list[Counter]
+    secrets: dict[str, str]  # device id -> secret hex
+    actions: list[Action]
+    levels: int
+    state_dir: Path
+    truth_path: Path
+    heartbeat_s: float
+    resend_after_s: float  # on the device's (simulated) clock
+    verifiers: dict[str, str]  # official code -> PIN verifier, derived once (kiosk sessions)
+    tick_s: float = 1.0  # the links' idle tick: presses wake them at once anyway
+
+
+class VirtualDevice:
+    def __init__(self, counter: Counter, secret_hex: str, cfg: HostConfig, port: int) -> None:
+        self.counter = counter
+        self.secret_hex = secret_hex
+        self.cfg = cfg
+        self.port = port
+        self.clock = DeviceClock(cfg.clock, synced=counter.synced)
+        self.state: dict[str, Any] = {"skew": None, "on": False}
+        self.sent: deque[bytes] = deque(maxlen=50)  # recent genuine payloads (for duplicates and replays)
+        self.heartbeats: deque[tuple[int, bytes]] = deque(maxlen=200)  # (sim ms, bytes) seen on the wire
+        self.agent: DeviceAgent | None = None
+
+    def boot(self, at_ms: int) -> None:
+        self.clock.boot(at_ms)
+        self.agent = DeviceAgent(
+            device_id=self.counter.device_id, secret_hex=self.secret_hex, state_dir=self.cfg.state_dir,
+            host=self.cfg.broker[0], port=self.port, fw="sim-1", levels=self.cfg.levels, clock=self.clock,
+            clock_synced=self.clock.is_synced, uptime_ms=self.clock.uptime_ms,
+            resend_after_s=self.cfg.resend_after_s, heartbeat_s=self.cfg.heartbeat_s, tick_s=self.cfg.tick_s).start()
+        self.state["on"] = True
+
+    def power_cut(self) -> None:
+        assert self.agent is not None
+        self.agent.link.kill()  # no DISCONNECT: the broker only learns from the keepalive and the will
+        self.agent.outbox.close()
+        self.agent = None
+        self.state["on"] = False
+
+    def pending(self) -> int:
+        return self.agent.pending() if self.agent is not None else 0
+
+
+class Host:
+    def __init__(self, cfg: HostConfig) -> None:
+        self.cfg = cfg
+        self.net: FaultyNetwork | None = None
+        self.devices: dict[str, VirtualDevice] = {}
+        self.truth: TextIO = cfg.truth_path.open("a", encoding="utf-8")
+        self.raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-mischief-{cfg.index}")
+        self.raw.on_message = self._captured
+        self.raw.on_connect = self._subscribe
+        self.lag_s = 0.0
+        self.sent = 0
+        self.faults = 0
+        self._hb_topics: dict[str, VirtualDevice] = {}
+
+    # --- set-up ------------------------------------------------------------------------------
+
+    def start(self) -> Host:
+        proxied = [c for c in self.cfg.counters if c.proxied]
+        if proxied:
+            self.net = FaultyNetwork(self.cfg.broker).start()
+        for c in self.cfg.counters:
+            port = self.net.add(c.device_id) if (self.net and c.proxied) else self.cfg.broker[1]
+            dev = VirtualDevice(c, self.cfg.secrets[c.device_id], self.cfg, port)
+            self.devices[c.code] = dev
+            dev.boot(self.cfg.clock.now_ms())
+        for a in self.cfg.actions:
+            if a.kind == "replay" and a.counter:
+                dev = self.devices[a.counter]
+                self._hb_topics[f"motcua/v1/dev/{dev.counter.device_id}/hb"] = dev
+        self.raw.connect_async(*self.cfg.broker)
+        self.raw.loop_start()
+        return self
+
+    def _subscribe(self, client: mqtt.Client, *_: Any) -> None:
+        for t in self._hb_topics:
+            client.subscribe(t, qos=0)
+
+    def _captured(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        dev = self._hb_topics.get(msg.topic)
+        if dev is not None:
+            dev.heartbeats.append((self.cfg.clock.now_ms(), bytes(msg.payload)))
+
+    # --- the timeline --------------------------------------------------------------------------
+
+    def play(self, stop: threading.Event | Any, status: Any = None) -> None:
+        """Perform every action when its simulated time comes; `status` (shared array) shows progress."""
+        for action in self.cfg.actions:
+            if not self._wait_until(action.at_ms, stop, status):
+                return
+            self.lag_s = max(0.0, time.time() - self.cfg.clock.real_at(action.at_ms))
+            try:
+                getattr(self, f"_do_{action.kind}")(action, self.devices[action.counter or ""])
+            except Exception:
+                log.exception("host %d: %s at %s failed", self.cfg.index, action.kind, action.counter)
+        self._report(status, done=1)
+
+    def _wait_until(self, at_ms: int, stop: Any, status: Any) -> bool:
+        while True:
+            if stop.is_set():
+                return False
+            ahead = self.cfg.clock.real_at(at_ms) - time.time()
+            if ahead <= 0:
+                return True
+            self._report(status)
+            time.sleep(min(ahead, MAX_SLEEP_S))
+
+    def _report(self, status: Any, done: int | None = None) -> None:
+        if status is None:
+            return
+        status[0], status[1], status[2], status[4] = self.sent, self.pending(), self.lag_s, self.faults
+        if done is not None:
+            status[3] = done
+
+    def pending(self) -> int:
+        return sum(d.pending() for d in self.devices.values())
+
+    def _record(self, doc: dict[str, Any]) -> None:
+        self.truth.write(json.dumps(doc, separators=(",", ":")) + "\n")
+
+    def _fired(self, name: str, at_ms: int, **detail: Any) -> None:
+        self.faults += 1
+        self._record({"k": "fault", "name": name, "at": at_ms, **detail})
+
+    def _genuine(self, dev: VirtualDevice, action: Action, entry: Any, typ: str) -> None:
+        expect, official = expectation(action, dev.state)
+        dev.sent.append(entry.payload)
+        self.sent += 1
+        self._record({"k": "evt", "dev": dev.counter.device_id, "ep": entry.ep, "seq": entry.seq, "typ": typ,
+                      "sha": hashlib.sha256(entry.payload).hexdigest(), "at": action.at_ms, "expect": expect,
+                      "official": official, "tag": action.args.get("tag"), "counter": dev.counter.code})
+
+    # --- citizens and officials -----------------------------------------------------------------
+
+    def _pinned(self, dev: VirtualDevice, action: Action) -> DeviceAgent | None:
+        if dev.agent is None:
+            log.warning("%s: %s while the device is off: skipped", dev.counter.device_id, action.kind)
+            return None
+        dev.clock.pin(action.at_ms)
+        return dev.agent
+
+    def _do_press(self, action: Action, dev: VirtualDevice) -> None:
+        agent = self._pinned(dev, action)
+        if agent is None:
+            return
+        try:
+            entry = agent.press(action.args["value"], txn=action.args.get("txn"))
+        finally:
+            dev.clock.pin(None)
+        self._genuine(dev, action, entry, "rating")
+
+    def _do_complain(self, action: Action, dev: VirtualDevice) -> None:
+        agent = self._pinned(dev, action)
+        if agent is None:
+            return
+        try:
+            entry = agent.complain(note=action.args.get("note"))
+        finally:
+            dev.clock.pin(None)
+        self._genuine(dev, action, entry, "incident")
+
+    def _session(self, action: Action, dev: VirtualDevice, which: str) -> None:
+        agent = self._pinned(dev, action)
+        if agent is None:
+            return
+        try:
+            official = action.args["official"]
+            entry = agent.session(which, official=official, method="pin", secret=action.args["pin"],
+                                  verifier=self.cfg.verifiers.get(official))
+        finally:
+            dev.clock.pin(None)
+        self._genuine(dev, action, entry, "session")
+
+    def _do_sign_in(self, action: Action, dev: VirtualDevice) -> None:
+        self._session(action, dev, "in")
+
+    def _do_sign_out(self, action: Action, dev: VirtualDevice) -> None:
+        self._session(action, dev, "out")
+
+    # --- faults of one device ------------------------------------------------------------------
+
+    def _do_net_drop(self, action: Action, dev: VirtualDevice) -> None:
+        assert self.net is not None
+        self.net.cut(dev.counter.device_id)
+        self._fired("network_drop", action.at_ms, dev=dev.counter.device_id,
+                    minutes=round((action.args["until"] - action.at_ms) / 60_000, 1))
+
+    def _do_net_restore(self, action: Action, dev: VirtualDevice) -> None:
+        assert self.net is not None
+        self.net.restore(dev.counter.device_id)
+
+    def _do_power_cut(self, action: Action, dev: VirtualDevice) -> None:
+        if dev.agent is not None:
+            dev.power_cut()
+            self._fired("power_cut", action.at_ms, dev=dev.counter.device_id)
+
+    def _do_power_on(self, action: Action, dev: VirtualDevice) -> None:
+        if dev.agent is None:
+            dev.boot(action.at_ms)  # a new boot epoch; the outbox kept everything unacknowledged
+
+    def _do_clock_skew(self, action: Action, dev: VirtualDevice) -> None:
+        dev.clock.offset_ms = action.args["offset_ms"]
+        dev.state["skew"] = action.args["skew"]
+        self._fired("clock_skew", action.at_ms, dev=dev.counter.device_id, skew=action.args["skew"])
+
+    def _do_lose_sync(self, action: Action, dev: VirtualDevice) -> None:
+        dev.clock.synced = False
+        self._fired("unsynced_clock", action.at_ms, dev=dev.counter.device_id)
+
+    def _do_fault(self, action: Action, dev: VirtualDevice) -> None:
+        self._fired(action.args["name"], action.at_ms, dev=dev.counter.device_id)
+
+    # --- forged, repeated and broken messages (someone on the network) --------------------------
+
+    def _inject(self, dev_id: str, payload: bytes, kind: str = "evt") -> bool:
+        if not self.raw.is_connected():
+            deadline = time.monotonic() + 10
+            while not self.raw.is_connected() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        info = self.raw.publish(f"motcua/v1/dev/{dev_id}/{kind}", payload, qos=1)
+        info.wait_for_publish(10)
+        return info.is_published()
+
+    def _rejected(self, name: str, action: Action, dev_id: str, payload: bytes, reason: str) -> None:
+        if self._inject(dev_id, payload, "hb" if name == "replay" else "evt"):
+            self._record({"k": "rej", "dev": dev_id, "sha": hashlib.sha256(payload).hexdigest(), "reason": reason,
+                          "fault": name, "at": action.at_ms})
+            self._fired(name, action.at_ms, dev=dev_id)
+
+    def _do_duplicate_send(self, action: Action, dev: VirtualDevice) -> None:
+        if dev.sent and self._inject(dev.counter.device_id, dev.sent[-1]):
+            self._record({"k": "dup", "dev": dev.counter.device_id, "sha": hashlib.sha256(dev.sent[-1]).hexdigest()})
+            self._fired("duplicate_send", action.at_ms, dev=dev.counter.device_id)
+
+    def _do_forged_signature(self, action: Action, dev: VirtualDevice) -> None:
+        payload = codec.encode_event(secrets.token_bytes(32), dev=dev.counter.device_id, ep=1,
+                                     seq=10**9 + secrets.randbelow(10**6), up=1000, ts=action.at_ms, typ="rating",
+                                     body=codec.rating_body(1, self.cfg.levels))
+        self._rejected("forged_signature", action, dev.counter.device_id, payload, "bad_signature")
+
+    def _do_malformed_payload(self, action: Action, dev: VirtualDevice) -> None:
+        payload = b'{"v":1,"dev":"' + dev.counter.device_id.encode() + b'","ep":' + secrets.token_hex(6).encode()
+        self._rejected("malformed_payload", action, dev.counter.device_id, payload, "malformed")
+
+    def _do_unknown_device(self, action: Action, dev: VirtualDevice) -> None:
+        ghost = action.args["ghost"]
+        payload = codec.encode_event(secrets.token_bytes(32), dev=ghost, ep=1, seq=1 + secrets.randbelow(10**6),
+                                     up=5000, ts=action.at_ms, typ="rating", body=codec.rating_body(4, self.cfg.levels))
+        self._rejected("unknown_device", action, ghost, payload, "unknown_device")
+
+    def _do_replay(self, action: Action, dev: VirtualDevice) -> None:
+        if action.args["what"] == "event":
+            # An old event's bytes, captured and sent again much later: a duplicate, stored once.
+            if len(dev.sent) > 1 and self._inject(dev.counter.device_id, dev.sent[0]):
+                self._record({"k": "dup", "dev": dev.counter.device_id, "sha": hashlib.sha256(dev.sent[0]).hexdigest()})
+                self._fired("replay", action.at_ms, dev=dev.counter.device_id, what="event")
+            return
+        old = [p for t, p in dev.heartbeats if action.at_ms - t >= HB_REPLAY_MIN_AGE_MS]
+        if old:
+            self._rejected("replay", action, dev.counter.device_id, old[0], "replay")
+
+    # --- shutting down -------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        for dev in self.devices.values():
+            if dev.agent is not None:
+                dev.agent.stop()
+        self.raw.loop_stop()
+        self.raw.disconnect()
+        if self.net is not None:
+            self.net.close()
+        self.truth.close()
+
+
+def host_main(cfg: HostConfig, stop: Any, shutdown: Any, status: Any) -> None:
+    """Entry point of a device-host process: play the timeline, keep delivering until `shutdown`."""
+    logging.basicConfig(level=logging.WARNING, format=f"%(asctime)s %(levelname)-7s [host {cfg.index}] "
+                                                      "%(name)s: %(message)s")
+    parent = os.getppid()
+    host = Host(cfg).start()
+    try:
+        host.play(stop, status)
+        while not shutdown.wait(0.5) and os.getppid() == parent:  # an orphan stops by itself
+            host._report(status)
+    finally:
+        host._report(status)
+        host.stop()
