@@ -21,6 +21,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class _SnapshotDict(dict):  # type: ignore[type-arg]
+    """A dict whose iteration walks a snapshot of its keys or items.
+
+    amqtt 0.12 iterates its subscription table across `await`s (publishing retained messages to a
+    client that just connected, broadcasting), so a second client subscribing at that moment raised
+    "dictionary changed size during iteration" and killed the first client's connection. Iterating a
+    snapshot is what the loop means: the subscriptions as they were when it started.
+    """
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(list(super().keys()))
+
+    def items(self):  # type: ignore[no-untyped-def, override]
+        return list(super().items())
+
+    def keys(self):  # type: ignore[no-untyped-def, override]
+        return list(super().keys())
+
+    def values(self):  # type: ignore[no-untyped-def, override]
+        return list(super().values())
+
+
 class EmbeddedBroker:
     def __init__(self, host: str = "127.0.0.1", port: int | None = None) -> None:
         self.host = host
@@ -57,6 +79,7 @@ class EmbeddedBroker:
         asyncio.set_event_loop(loop)
         try:
             self._broker = Broker(self._config(), loop=loop)
+            self._broker._subscriptions = _SnapshotDict(self._broker._subscriptions)
             loop.run_until_complete(self._broker.start())
         except BaseException as exc:  # reported by start()
             self._error = exc
