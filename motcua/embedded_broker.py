@@ -10,6 +10,7 @@ import asyncio
 import logging
 import socket
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger("motcua.broker")
@@ -21,7 +22,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class _SnapshotDict(dict):  # type: ignore[type-arg]
+class _SnapshotDict(dict[str, Any]):
     """A dict whose iteration walks a snapshot of its keys or items.
 
     amqtt 0.12 iterates its subscription table across `await`s (publishing retained messages to a
@@ -30,16 +31,16 @@ class _SnapshotDict(dict):  # type: ignore[type-arg]
     snapshot is what the loop means: the subscriptions as they were when it started.
     """
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[str]:
         return iter(list(super().keys()))
 
-    def items(self):  # type: ignore[no-untyped-def, override]
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
         return list(super().items())
 
-    def keys(self):  # type: ignore[no-untyped-def, override]
+    def keys(self) -> list[str]:  # type: ignore[override]
         return list(super().keys())
 
-    def values(self):  # type: ignore[no-untyped-def, override]
+    def values(self) -> list[Any]:  # type: ignore[override]
         return list(super().values())
 
 
