@@ -54,6 +54,20 @@ def _snapshot_row(r: Any, period: str, unit_code: str, state: str, policy: dict[
             "scored_at": r.created_at.isoformat()}
 
 
+def _snapshot_json(r: Any, period: str, unit_code: str, state: str, policy: dict[str, str]) -> str:
+    """_snapshot_row as JSON text, with the stored summary (raw JSON text, see current_page) spliced in."""
+    status = "amended" if state == MonthState.FINAL and r.version > 1 else str(state)
+    head = _dumps({"official": r.code, "name": r.full_name, "unit": unit_code, "duty_group": r.duty_group,
+                   "period": period, "status": status, "version": r.version, "total": _text(r.total),
+                   "grade": r.grade, "policy": policy, "digest": r.digest, "scored_at": r.created_at.isoformat()})
+    # The summary is a non-empty JSON object written at close (snapshots are immutable: a trigger).
+    return head[:-1] + "," + r.summary.strip()[1:]
+
+
+def _dumps(doc: Any) -> str:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+
+
 def _live_row(result: ScoreResult, member: aggregate.Member, period: str, now: datetime) -> dict[str, Any]:
     s = summary_of(result)
     ref = result.policy
@@ -113,16 +127,19 @@ def _fingerprint(query: str) -> str:
 # --- pages of a period -------------------------------------------------------------------------
 
 
-Page = tuple[list[dict[str, Any]], tuple[int, int] | None]  # rows, and where the next page starts (None: last)
+# rows (dicts, or JSON texts when encoded), and where the next page starts (None: the last page)
+Page = tuple[list[Any], tuple[int, int] | None]
 
 
 def scores_page(conn: Connection, *, settings: Settings, period: str, units: dict[int, str], status: str | None,
-                after: tuple[int, int], limit: int, now: datetime, everything: bool = False) -> Page:
+                after: tuple[int, int], limit: int, now: datetime, everything: bool = False,
+                encoded: bool = False) -> Page:
     """Scores of `units` (id -> code, the caller's visible and chosen units) for a period, after `after`.
 
     Returns the rows and the position to continue from (None on the last page). `status` keeps
     provisional, closed, final (final and amended) or amended rows only. `everything`: `units` holds
-    every unit of the database (the caller may read all of them).
+    every unit of the database (the caller may read all of them). `encoded`: each row is its JSON
+    text (what the HR API sends), not a dict.
     """
     check_period(period)
     if status is not None and status not in STATUSES:
@@ -131,7 +148,7 @@ def scores_page(conn: Connection, *, settings: Settings, period: str, units: dic
     ranked = sorted(units)
     position = {u: i for i, u in enumerate(ranked)}
     order = [u for u in ranked if u >= after[0] and _unit_matches(states.get(u), status)]
-    rows: list[dict[str, Any]] = []
+    rows: list[Any] = []
     live: StoredPolicy | None = None
     refs: dict[int, dict[str, str]] = {}
     i = 0
@@ -144,9 +161,10 @@ def scores_page(conn: Connection, *, settings: Settings, period: str, units: dic
             whole = everything and position[order[j - 1]] - position[order[i]] == j - 1 - i
             got = snapshots.current_page(conn, period=period, unit_ids=order[i:j], after=after,
                                          limit=limit - len(rows), amended_only=status == "amended",
-                                         whole_range=whole)
+                                         whole_range=whole, raw_summary=encoded)
             refs.update(_policy_refs(conn, {r.policy_pk for r in got} - set(refs)))
-            rows += [_snapshot_row(r, period, units[r.unit_id], states[r.unit_id], refs[r.policy_pk]) for r in got]
+            row: Any = _snapshot_json if encoded else _snapshot_row
+            rows += [row(r, period, units[r.unit_id], states[r.unit_id], refs[r.policy_pk]) for r in got]
             after = (got[-1].unit_id, got[-1].official_id) if got else (order[j - 1], 2**31)
             i = j if len(rows) < limit else i
         else:
@@ -154,7 +172,8 @@ def scores_page(conn: Connection, *, settings: Settings, period: str, units: dic
             pairs = [p for p in live_unit(conn, settings=settings, period=period, unit_id=order[i], stored=live)
                      if (order[i], p[0].id) > after]
             taken = pairs[: limit - len(rows)]
-            rows += [_live_row(r, m, period, now) for m, r in taken]
+            lives = [_live_row(r, m, period, now) for m, r in taken]
+            rows += [_dumps(x) for x in lives] if encoded else lives
             after = (order[i], taken[-1][0].id) if taken else (order[i], 2**31)
             i += 1 if len(taken) == len(pairs) else 0
     return rows, (after if len(rows) >= limit else None)

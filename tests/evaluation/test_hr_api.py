@@ -73,6 +73,29 @@ def test_cursor_pages_cover_every_official_once_in_a_stable_order(client: TestCl
     assert sum(Decimal(v) for v in whole[0]["components"].values()) == Decimal(whole[0]["total"])
 
 
+def test_the_api_sends_exactly_the_rows_the_export_reads(client: TestClient, engine: Engine) -> None:
+    """The API splices stored summaries into JSON text; the export decodes them: both must be one row."""
+    import json
+
+    from server.db.types import utcnow
+    from server.evaluation import reads
+
+    with engine.connect() as conn:
+        units = reads.visible_units(conn, visible=None, unit=None)
+        now = utcnow()
+        rows, _ = reads.scores_page(conn, settings=settings(), period="2026-03", units=units, status=None,
+                                    after=(0, 0), limit=500, now=now, everything=True)
+        texts, _ = reads.scores_page(conn, settings=settings(), period="2026-03", units=units, status=None,
+                                     after=(0, 0), limit=500, now=now, everything=True, encoded=True)
+    assert {r["status"] for r in rows} == {"final", "provisional"}  # both kinds of row are compared
+    assert [json.loads(t) for t in texts] == rows
+    served = _walk(client, token(engine, "read:scores"), 500)
+    for row in (*served, *rows):  # live rows are stamped with the time of the request
+        if row["status"] == "provisional":
+            row.pop("scored_at")
+    assert served == rows
+
+
 def test_a_cursor_survives_a_unit_closing_between_two_pages(client: TestClient, engine: Engine) -> None:
     hr = token(engine, "read:scores")
     first = client.get("/api/v1/hr/scores", params={"period": "2026-03", "limit": "8"}, headers=hr).json()
