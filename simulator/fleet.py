@@ -16,6 +16,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -31,7 +32,9 @@ from simulator.world import Action, Counter, expectation
 
 log = logging.getLogger("motcua.simulator.fleet")
 
+STATUS_EVERY_S = 1.0  # how often the host counts its outboxes for the progress line
 MAX_SLEEP_S = 0.2  # how long the host sleeps between looks at the clock: stop requests are seen this fast
+INJECT_CONFIRM_S = 120.0  # how long an injected message may wait for the broker (reconnects included)
 HB_REPLAY_MIN_AGE_MS = 10 * 60_000  # a replayed heartbeat is this old at least: the server sees a replay
 STATUS_FIELDS = ("sent", "pending", "lag_s", "done", "faults")
 
@@ -94,10 +97,13 @@ class Host:
         self.raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-mischief-{cfg.index}")
         self.raw.on_message = self._captured
         self.raw.on_connect = self._subscribe
+        self.raw.reconnect_delay_set(1, 5)  # back soon after a broker restart: injections wait for it
         self.lag_s = 0.0
         self.sent = 0
         self.faults = 0
         self._hb_topics: dict[str, VirtualDevice] = {}
+        self._pending, self._pending_at = 0, 0.0
+        self._injected: list[tuple[mqtt.MQTTMessageInfo, Callable[[], None], float]] = []
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -139,6 +145,7 @@ class Host:
                 getattr(self, f"_do_{action.kind}")(action, self.devices[action.counter or ""])
             except Exception:
                 log.exception("host %d: %s at %s failed", self.cfg.index, action.kind, action.counter)
+        self.settle_injections(wait_s=INJECT_CONFIRM_S)
         self._report(status, done=1)
 
     def _wait_until(self, at_ms: int, stop: Any, status: Any) -> bool:
@@ -148,13 +155,18 @@ class Host:
             ahead = self.cfg.clock.real_at(at_ms) - time.time()
             if ahead <= 0:
                 return True
+            self.settle_injections()
             self._report(status)
             time.sleep(min(ahead, MAX_SLEEP_S))
 
     def _report(self, status: Any, done: int | None = None) -> None:
         if status is None:
             return
-        status[0], status[1], status[2], status[4] = self.sent, self.pending(), self.lag_s, self.faults
+        now = time.monotonic()
+        if done is not None or now - self._pending_at >= STATUS_EVERY_S:
+            # a COUNT(*) over every device's outbox: 250 queries, so not at every look at the clock
+            self._pending, self._pending_at = self.pending(), now
+        status[0], status[1], status[2], status[4] = self.sent, self._pending, self.lag_s, self.faults
         if done is not None:
             status[3] = done
 
@@ -258,25 +270,49 @@ class Host:
 
     # --- forged, repeated and broken messages (someone on the network) --------------------------
 
-    def _inject(self, dev_id: str, payload: bytes, kind: str = "evt") -> bool:
-        if not self.raw.is_connected():
-            deadline = time.monotonic() + 10
-            while not self.raw.is_connected() and time.monotonic() < deadline:
-                time.sleep(0.05)
-        info = self.raw.publish(f"motcua/v1/dev/{dev_id}/{kind}", payload, qos=1)
-        info.wait_for_publish(10)
-        return info.is_published()
+    def _inject(self, dev_id: str, payload: bytes, then: Callable[[], None], kind: str = "evt") -> None:
+        """Publish as someone on the network would, without holding up the timeline: `then` records the
+        truth once the broker has taken the message (its PUBACK). Waiting here instead stalled every
+        device of the host for 20 s per injection while the raw client reconnected after a broker restart."""
+        info = self.raw.publish(f"motcua/v1/dev/{dev_id}/{kind}", payload, qos=1)  # queued while disconnected
+        self._injected.append((info, then, time.monotonic() + INJECT_CONFIRM_S))
+
+    def settle_injections(self, *, wait_s: float = 0.0) -> int:
+        """Record the injections the broker has taken; give up on those older than INJECT_CONFIRM_S (never
+        recorded: verify counts them as unrecorded rejections). Returns how many are still waiting."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            waiting = []
+            for info, then, give_up in self._injected:
+                if info.is_published():
+                    then()
+                elif time.monotonic() < give_up:
+                    waiting.append((info, then, give_up))
+                else:
+                    log.warning("host %d: an injected message was never taken by the broker", self.cfg.index)
+            self._injected = waiting
+            if not waiting or time.monotonic() >= deadline:
+                return len(waiting)
+            time.sleep(0.1)
 
     def _rejected(self, name: str, action: Action, dev_id: str, payload: bytes, reason: str) -> None:
-        if self._inject(dev_id, payload, "hb" if name == "replay" else "evt"):
+        def then() -> None:
             self._record({"k": "rej", "dev": dev_id, "sha": hashlib.sha256(payload).hexdigest(), "reason": reason,
                           "fault": name, "at": action.at_ms})
             self._fired(name, action.at_ms, dev=dev_id)
 
+        self._inject(dev_id, payload, then, "hb" if name == "replay" else "evt")
+
+    def _duplicate(self, name: str, action: Action, dev: VirtualDevice, payload: bytes, **detail: Any) -> None:
+        def then() -> None:
+            self._record({"k": "dup", "dev": dev.counter.device_id, "sha": hashlib.sha256(payload).hexdigest()})
+            self._fired(name, action.at_ms, dev=dev.counter.device_id, **detail)
+
+        self._inject(dev.counter.device_id, payload, then)
+
     def _do_duplicate_send(self, action: Action, dev: VirtualDevice) -> None:
-        if dev.sent and self._inject(dev.counter.device_id, dev.sent[-1]):
-            self._record({"k": "dup", "dev": dev.counter.device_id, "sha": hashlib.sha256(dev.sent[-1]).hexdigest()})
-            self._fired("duplicate_send", action.at_ms, dev=dev.counter.device_id)
+        if dev.sent:
+            self._duplicate("duplicate_send", action, dev, dev.sent[-1])
 
     def _do_forged_signature(self, action: Action, dev: VirtualDevice) -> None:
         payload = codec.encode_event(secrets.token_bytes(32), dev=dev.counter.device_id, ep=1,
@@ -297,9 +333,8 @@ class Host:
     def _do_replay(self, action: Action, dev: VirtualDevice) -> None:
         if action.args["what"] == "event":
             # An old event's bytes, captured and sent again much later: a duplicate, stored once.
-            if len(dev.sent) > 1 and self._inject(dev.counter.device_id, dev.sent[0]):
-                self._record({"k": "dup", "dev": dev.counter.device_id, "sha": hashlib.sha256(dev.sent[0]).hexdigest()})
-                self._fired("replay", action.at_ms, dev=dev.counter.device_id, what="event")
+            if len(dev.sent) > 1:
+                self._duplicate("replay", action, dev, dev.sent[0], what="event")
             return
         old = [p for t, p in dev.heartbeats if action.at_ms - t >= HB_REPLAY_MIN_AGE_MS]
         if old:

@@ -209,7 +209,8 @@ class Simulation:
             done = (now - self.world.start_ms) / max(1, self.world.end_ms - self.world.start_ms)
             when = f"{datetime.fromtimestamp(now / 1000, ZONE):%Y-%m-%d %H:%M} ({max(0.0, done):4.0%}) "
         return (f"{phase} {when}sent {int(s['sent']):,}  stored {stored:,}  in outboxes {int(s['pending']):,}  "
-                f"faults {int(s['faults'])}  host lag {s['lag_s']:.1f} s")
+                f"faults {int(s['faults'])}  host lag {s['lag_s']:.1f} s"
+                + (f"  queue lag {self.queue.lag_s():.1f} s" if self.queue is not None else ""))
 
     def _watch(self, engine: Engine, clock: SimClock) -> None:
         t = time.monotonic()
