@@ -89,6 +89,8 @@ class Simulation:
         self.sc, self.opts = scenario, opts
         self.progress = Progress(stream=open("/dev/null", "w") if opts.quiet else sys.stderr)  # noqa: SIM115
         self.world: World = build_world(scenario)
+        if any(c.kind == "kiosk" for c in self.world.counters.values()):
+            _require_kiosk_libraries()  # before the database and the broker are touched
         self.broker: Mosquitto | None = None
         self.ingest: IngestFleet | None = None
         self.http: Any = None
@@ -164,8 +166,6 @@ class Simulation:
                                "127.0.0.1", kwargs["api"]["port"]).start()
 
     def _start_hosts(self, made: Provisioned, clock: SimClock) -> None:
-        if any(c.kind == "kiosk" for c in self.world.counters.values()):
-            _require_kiosk_libraries()
         host, port = "127.0.0.1", int(self.broker_url.rsplit(":", 1)[1])
         state = _state_dir(self.opts)
         self.state_dir = state
@@ -275,12 +275,16 @@ class Simulation:
         return doc
 
 
+class MissingLibrary(RuntimeError):
+    pass
+
+
 def _require_kiosk_libraries() -> None:
     try:
         import simulator.evidence  # noqa: F401  (OpenCV, PyAV: the kiosk's camera path)
     except ImportError as exc:
-        raise RuntimeError(f"kiosk counters run the real kiosk camera code, which needs {exc.name}: install "
-                           "it with `pip install 'motcua[kiosk]'`, or set devices.kiosk_share = 0") from None
+        raise MissingLibrary(f"kiosk counters run the real kiosk camera code, which needs {exc.name}: install "
+                             "it with `pip install 'motcua[kiosk]'`, or set devices.kiosk_share = 0") from None
 
 
 def run_simulation(scenario: Scenario, opts: RunOptions) -> dict[str, Any]:

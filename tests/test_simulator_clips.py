@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from server.db.models import CLIPS, EVENTS
 from simulator.scenario import ScenarioError, parse_scenario
+from simulator.world import build_world
 from tests.utils import db
 
 # Four kiosks, two compressed office hours, officials whom citizens rate low and always complain about;
@@ -37,6 +38,9 @@ def test_a_camera_fault_without_kiosk_cameras_is_refused_with_the_fix() -> None:
             parse_scenario({**SCENARIO, "devices": devices, "kiosk": kiosk}, source="x.toml")
     with pytest.raises(ScenarioError, match=r"x.toml: kiosk.post_roll_s"):
         parse_scenario({**SCENARIO, "kiosk": {"post_roll_s": 0.5}}, source="x.toml")
+    unlucky = parse_scenario({**SCENARIO, "devices": {"kiosk_share": 0.001}}, source="x.toml")  # no kiosk drawn
+    with pytest.raises(ScenarioError, match=r"no counter got a kiosk: raise devices.kiosk_share"):
+        build_world(unlucky)
 
 
 @pytest.fixture(scope="module")
