@@ -105,17 +105,23 @@ def demo(
     port: Annotated[int, typer.Option(help="HTTP port of the demo server")] = 8000,
     data_dir: Annotated[Path, typer.Option(help="Where the demo keeps its SQLite database")] = Path("data/demo"),
     exit_after: Annotated[float | None, typer.Option(help="Stop after N seconds; print a JSON summary")] = None,
-    counters: Annotated[int, typer.Option(min=1, max=50, help="Simulated counters")] = 4,
+    counters: Annotated[int | None, typer.Option(min=1, max=50, help="Use only the scenario's first N counters "
+                                                                     "(default: all)")] = None,
     rate: Annotated[float, typer.Option(min=0.01, help="Citizens per second across the office")] = 1.5,
+    scenario: Annotated[str, typer.Option(help="Whose office: a scenario file or a shipped name")] = "small-ward",
     verbose: bool = False,
 ) -> None:
     """Run everything on one machine: broker, SQLite, ingest, web server and a simulated office."""
     setup_logging(verbose)
-    from motcua.demo import run_demo
+    from motcua.demo import office_world, run_demo
     from server.runtime import PortTaken
 
     try:
-        summary = run_demo(broker=broker, port=port, data_dir=data_dir, exit_after=exit_after, counters=counters,
+        world = office_world(scenario, counters)
+    except ValueError as exc:  # a ScenarioError names the file, the key and the fix
+        raise fail(str(exc)) from None
+    try:
+        summary = run_demo(broker=broker, port=port, data_dir=data_dir, exit_after=exit_after, world=world,
                            rate=rate)
     except PortTaken as exc:
         raise fail(str(exc)) from None

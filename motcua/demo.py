@@ -1,7 +1,8 @@
 """`motcua demo`: the whole pipeline on one machine in one process, with a simulated office.
 
 Embedded broker (or --broker), a fresh SQLite database in the data folder, ingest, the HTTP API and
-console, and simulated counters. Everything a real deployment runs, minus the hardware.
+console, and simulated counters. Everything a real deployment runs, minus the hardware. The office is
+the one the `small-ward` scenario describes (simulator/scenarios/small-ward.toml), on the real clock.
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ from server.db.engine import make_engine, upgrade
 from server.ingest.service import IngestService
 from server.runtime import HttpServer, check_port
 from server.settings import Settings
-from simulator.office import SimulatedOffice
+from simulator.office import SimulatedOffice, first_counters
+from simulator.scenario import load_scenario
+from simulator.world import World, build_world
 
 log = logging.getLogger("motcua.demo")
+
+SCENARIO = "small-ward"  # the demo's office: its units, counters, services and officials
 
 
 def _settings(data_dir: Path, broker_url: str, port: int, embedded: bool) -> Settings:
@@ -48,7 +53,12 @@ def _fresh(data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
 
 
-def run_demo(*, broker: str | None, port: int, data_dir: Path, exit_after: float | None, counters: int,
+def office_world(scenario: str = SCENARIO, counters: int | None = None) -> World:
+    """The office the demo runs; ValueError (ScenarioError) for a bad scenario or more counters than it has."""
+    return first_counters(build_world(load_scenario(scenario)), counters)
+
+
+def run_demo(*, broker: str | None, port: int, data_dir: Path, exit_after: float | None, world: World,
              rate: float, stop: threading.Event | None = None) -> dict[str, Any]:
     """Run until Ctrl-C (or `exit_after` seconds); return the summary of what was stored."""
     check_port("127.0.0.1", port)
@@ -64,11 +74,11 @@ def run_demo(*, broker: str | None, port: int, data_dir: Path, exit_after: float
     ingest = IngestService(settings, engine, registry=metrics).start()
     http = HttpServer(create_app(settings, engine, registry=metrics, ingest=ingest), "127.0.0.1", port).start()
     office = SimulatedOffice(engine=engine, broker_host=settings.mqtt.host, broker_port=settings.mqtt.port,
-                             api_url=http.url, state_dir=data_dir / "devices", counters=counters, rate=rate)
+                             api_url=http.url, state_dir=data_dir / "devices", world=world, rate=rate)
     try:
         office.provision()
         office.start()
-        _announce(http.url, password, settings.mqtt.url, exit_after)
+        _announce(http.url, office.unit_code, password, settings.mqtt.url, exit_after)
         _wait(stop or threading.Event(), exit_after)
     finally:
         log.info("stopping: letting the simulated devices deliver what they hold")
@@ -85,11 +95,11 @@ def run_demo(*, broker: str | None, port: int, data_dir: Path, exit_after: float
     return summary
 
 
-def _announce(url: str, password: str, broker_url: str, exit_after: float | None) -> None:
+def _announce(url: str, unit: str, password: str, broker_url: str, exit_after: float | None) -> None:
     lines = [
         "",
         "  motcua demo is running",
-        f"  open      {url}/units/PHUONG-DEMO   (live page of the simulated ward office)",
+        f"  open      {url}/units/{unit}   (live page of the simulated ward office)",
         f"  login     demo / {password}   (a new password every run; demo only)",
         f"  API docs  {url}/docs      metrics {url}/metrics      broker {broker_url}",
         "  stop      Ctrl-C" + (f" (or wait {exit_after:g} s)" if exit_after else ""),

@@ -50,12 +50,13 @@ def simulate(
 
     setup_logging(verbose)
     from simulator.provision import NotEmpty
-    from simulator.run import RunOptions, run_simulation
+    from simulator.run import MissingLibrary, RunOptions, run_simulation
+    from simulator.scenario import ScenarioError
 
     sc = _scenario(scenario)
     try:
         manifest = run_simulation(sc, RunOptions(out=out, database_url=database_url, broker=broker))
-    except NotEmpty as exc:
+    except (NotEmpty, MissingLibrary, ScenarioError) as exc:  # ScenarioError: a world it cannot build
         raise _fail(str(exc)) from None
     _print_verify(out, manifest)
 

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -54,6 +54,8 @@ class HostConfig:
     resend_after_s: float  # on the device's (simulated) clock
     verifiers: dict[str, str]  # official code -> PIN verifier, derived once (kiosk sessions)
     tick_s: float = 1.0  # the links' idle tick: presses wake them at once anyway
+    api_url: str = ""  # the run's HTTP API: kiosk counters upload their clips there
+    kiosk: Any = None  # the scenario's [kiosk] table (camera and trigger config of kiosk counters)
 
 
 class VirtualDevice:
@@ -67,6 +69,7 @@ class VirtualDevice:
         self.sent: deque[bytes] = deque(maxlen=50)  # recent genuine payloads (for duplicates and replays)
         self.heartbeats: deque[tuple[int, bytes]] = deque(maxlen=200)  # (sim ms, bytes) seen on the wire
         self.agent: DeviceAgent | None = None
+        self.kiosk = _kiosk(counter, secret_hex, cfg, self.clock) if counter.kind == "kiosk" else None
 
     def boot(self, at_ms: int) -> None:
         self.clock.boot(at_ms)
@@ -75,17 +78,29 @@ class VirtualDevice:
             host=self.cfg.broker[0], port=self.port, fw="sim-1", levels=self.cfg.levels, clock=self.clock,
             clock_synced=self.clock.is_synced, uptime_ms=self.clock.uptime_ms,
             resend_after_s=self.cfg.resend_after_s, heartbeat_s=self.cfg.heartbeat_s, tick_s=self.cfg.tick_s).start()
+        if self.kiosk is not None:
+            self.kiosk.attach(self.agent)
         self.state["on"] = True
 
     def power_cut(self) -> None:
         assert self.agent is not None
+        if self.kiosk is not None:
+            self.kiosk.detach()
         self.agent.link.kill()  # no DISCONNECT: the broker only learns from the keepalive and the will
         self.agent.outbox.close()
         self.agent = None
         self.state["on"] = False
 
     def pending(self) -> int:
-        return self.agent.pending() if self.agent is not None else 0
+        """Events in the outbox, and at a kiosk the clips the server has not confirmed yet."""
+        return (self.agent.pending() if self.agent is not None else 0) + (self.kiosk.pending() if self.kiosk else 0)
+
+
+def _kiosk(counter: Counter, secret_hex: str, cfg: HostConfig, clock: DeviceClock) -> Any:
+    from simulator.evidence import SimKiosk  # OpenCV and PyAV: loaded only by hosts that have kiosks
+
+    return SimKiosk(device_id=counter.device_id, secret_hex=secret_hex, clock=clock, settings=cfg.kiosk,
+                    api_url=cfg.api_url, broker=cfg.broker, state_dir=cfg.state_dir, levels=cfg.levels)
 
 
 class Host:
@@ -104,6 +119,7 @@ class Host:
         self._hb_topics: dict[str, VirtualDevice] = {}
         self._pending, self._pending_at = 0, 0.0
         self._injected: list[tuple[mqtt.MQTTMessageInfo, Callable[[], None], float]] = []
+        self.cameras: Any = None  # renders the post-roll of kiosk clips (simulator/evidence.py)
 
     # --- set-up ------------------------------------------------------------------------------
 
@@ -122,6 +138,11 @@ class Host:
                 self._hb_topics[f"motcua/v1/dev/{dev.counter.device_id}/hb"] = dev
         self.raw.connect_async(*self.cfg.broker)
         self.raw.loop_start()
+        kiosks = [d.kiosk for d in self.devices.values() if d.kiosk is not None]
+        if kiosks:
+            from simulator.evidence import CameraTicker
+
+            self.cameras = CameraTicker(kiosks, self.cfg.clock).start()
         return self
 
     def _subscribe(self, client: mqtt.Client, *_: Any) -> None:
@@ -206,8 +227,24 @@ class Host:
         finally:
             dev.clock.pin(None)
         self._genuine(dev, action, entry, "rating")
+        if dev.kiosk is not None:
+            self._kiosk_incident(dev, action, dev.kiosk.rated(action.args["value"], entry, action.at_ms))
+
+    def _kiosk_incident(self, dev: VirtualDevice, action: Action, made: Any) -> None:
+        """A kiosk's incident (clip or not), with what the server should make of it and which clip it names."""
+        if made is None:
+            return
+        entry, clip, camera = made
+        tag = action.args.get("tag")  # an incident after a mashed press is not itself a mashed press
+        self._genuine(dev, replace(action, args={**action.args, "tag": None if tag == "mash" else tag}), entry,
+                      "incident")
+        self._record({"k": "clip_ref", "dev": dev.counter.device_id, "ep": entry.ep, "seq": entry.seq, "clip": clip,
+                      "camera": camera})
 
     def _do_complain(self, action: Action, dev: VirtualDevice) -> None:
+        if dev.kiosk is not None and dev.agent is not None:
+            self._kiosk_incident(dev, action, dev.kiosk.complain(action.at_ms, action.args.get("note")))
+            return
         agent = self._pinned(dev, action)
         if agent is None:
             return
@@ -264,6 +301,16 @@ class Host:
     def _do_lose_sync(self, action: Action, dev: VirtualDevice) -> None:
         dev.clock.synced = False
         self._fired("unsynced_clock", action.at_ms, dev=dev.counter.device_id)
+
+    def _do_camera_fail(self, action: Action, dev: VirtualDevice) -> None:
+        assert dev.kiosk is not None
+        dev.kiosk.break_camera()
+        self._fired("camera_failure", action.at_ms, dev=dev.counter.device_id,
+                    minutes=round((action.args["until"] - action.at_ms) / 60_000, 1))
+
+    def _do_camera_restore(self, action: Action, dev: VirtualDevice) -> None:
+        assert dev.kiosk is not None
+        dev.kiosk.repair_camera()
 
     def _do_fault(self, action: Action, dev: VirtualDevice) -> None:
         self._fired(action.args["name"], action.at_ms, dev=dev.counter.device_id)
@@ -343,7 +390,13 @@ class Host:
     # --- shutting down -------------------------------------------------------------------------
 
     def stop(self) -> None:
+        if self.cameras is not None:
+            self.cameras.stop()
         for dev in self.devices.values():
+            if dev.kiosk is not None:
+                dev.kiosk.detach()
+                for doc in dev.kiosk.records():
+                    self._record(doc)
             if dev.agent is not None:
                 dev.agent.stop()
         self.raw.loop_stop()

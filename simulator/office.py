@@ -1,9 +1,12 @@
 """A small simulated ward office, for the demo: the real device code, the real API, a real broker.
 
-Officials work shifts at counters (signed in and out through the REST API, as a queue system does);
-citizens arrive at random and rate according to the serving official's latent quality; now and then
-something goes wrong on purpose (mashing, a re-send, a forged or malformed packet, an unknown device,
-a second rating for one ticket, a gap between shifts) so every part of ingest shows up in the demo.
+The office is a scenario's world (`motcua demo` uses `small-ward`, so the demo's office and that
+scenario are one definition): its units, officials (names, latent quality), counters (services,
+clock sync), registered by the simulator's own provisioning. Unlike `motcua simulate`, time is the real
+clock and the office never closes: officials work shifts at counters (signed in and out through the
+REST API, as a queue system does); citizens arrive at random and rate with the scenario's rating model;
+now and then something goes wrong on purpose (mashing, a re-send, a forged or malformed packet, an
+unknown device, a second rating for one ticket, a gap between shifts) so every part of ingest shows up.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +27,12 @@ from sqlalchemy import Engine
 
 from device.agent import DeviceAgent
 from motcua.protocol import codec
-from server import registry
-from server.db.models import DeviceKind
+from simulator.behaviour import rate
+from simulator.provision import provision
+from simulator.world import World
 
 log = logging.getLogger("motcua.simulator")
 
-OFFICIALS = [
-    ("Nguyễn Thị Lan", "Công chức Tư pháp - Hộ tịch"), ("Trần Văn Minh", "Công chức Địa chính - Xây dựng"),
-    ("Lê Thu Hà", "Công chức Văn phòng - Thống kê"), ("Phạm Quốc Huy", "Công chức Văn hóa - Xã hội"),
-    ("Hoàng Mai Anh", "Công chức Tư pháp - Hộ tịch"), ("Vũ Đức Thắng", "Công chức Địa chính - Xây dựng"),
-    ("Đặng Thị Hoa", "Công chức Tài chính - Kế toán"), ("Bùi Văn Nam", "Công chức Văn phòng - Thống kê"),
-]
-SERVICES = [("Quầy Tư pháp - Hộ tịch", "ho-tich"), ("Quầy Đất đai", "dat-dai"), ("Quầy Chứng thực", "chung-thuc"),
-            ("Quầy Lao động - Xã hội", "lao-dong"), ("Quầy Xây dựng", "xay-dung"), ("Quầy Kinh tế", "kinh-te")]
-LEVELS = 4
 SHIFT_CHANGE_EVERY_S = (30.0, 60.0)  # one counter changes hands this often (a gap of a few seconds between)
 MISCHIEF_EVERY_S = (6.0, 12.0)  # something odd happens this often
 
@@ -46,6 +41,8 @@ MISCHIEF_EVERY_S = (6.0, 12.0)  # something odd happens this often
 class Counter:
     code: str
     name: str
+    unit: str
+    difficulty: float  # of the counter's service (the scenario's rating model)
     agent: DeviceAgent
     serving: str | None = None  # official code
     ticket: int = 0
@@ -63,16 +60,28 @@ def _constant(value: bool) -> Callable[[], bool]:
     return lambda: value
 
 
+def first_counters(world: World, count: int | None) -> World:
+    """The world with only its first `count` counters (all of them for None); ValueError if it has fewer."""
+    if count is None:
+        return world
+    if not 1 <= count <= len(world.counters):
+        raise ValueError(f"scenario {world.scenario.name} has {len(world.counters)} counters: give --counters "
+                         f"1..{len(world.counters)}, or another scenario")
+    kept = dict(list(world.counters.items())[:count])
+    return replace(world, counters=kept, actions=[a for a in world.actions if a.counter is None or a.counter in kept])
+
+
 class SimulatedOffice:
     def __init__(self, *, engine: Engine, broker_host: str, broker_port: int, api_url: str, state_dir: Path,
-                 counters: int = 4, rate: float = 1.5, seed: int | None = None, unit_code: str = "PHUONG-DEMO") -> None:
+                 world: World, rate: float = 1.5, seed: int | None = None) -> None:
         self.engine = engine
         self.broker = (broker_host, broker_port)
         self.api_url = api_url
         self.state_dir = state_dir
-        self.n_counters = counters
+        self.world = world
+        self.levels = world.scenario.scenario.levels
         self.rate = rate
-        self.unit_code = unit_code
+        self.unit_code = world.units[0][0]  # the demo's live page shows the first unit
         self.rng = random.Random(seed)
         self.state = OfficeState()
         self._stop = threading.Event()
@@ -84,33 +93,23 @@ class SimulatedOffice:
     # --- set-up ------------------------------------------------------------------------------
 
     def provision(self) -> None:
-        """Create the unit, counters, officials, devices and the queue system's API token."""
-        officials = OFFICIALS[: max(self.n_counters + 2, 3)]
-        with self.engine.begin() as conn:
-            unit = registry.create_unit(conn, code=self.unit_code, name="UBND phường Minh Khai (mô phỏng)")
-            for n, (name, post) in enumerate(officials, 1):
-                code = f"CB-{n:04d}"
-                registry.create_official(conn, unit_id=unit, code=code, full_name=name, post=post,
-                                         duty_group="mot-cua")
-                self.state.officials[code] = self.rng.uniform(0.35, 0.95)
-            token = registry.create_api_token(conn, name="demo-queue-system", scopes=["sessions:write"],
-                                              actor="demo")
-            devices = []
-            for n in range(1, self.n_counters + 1):
-                name, service = SERVICES[(n - 1) % len(SERVICES)]
-                cid = registry.create_counter(conn, unit_id=unit, code=f"Q{n:02d}", name=f"{name} ({n})",
-                                              service_type=service)
-                devices.append((f"Q{n:02d}", f"{name} ({n})",
-                                registry.provision_device(conn, counter_id=cid, kind=DeviceKind.SIMULATED,
-                                                          actor="demo", device_id=f"demo-q{n:02d}")))
-        self._http = httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        for n, (code, name, dev) in enumerate(devices):
-            # Counter 2 has no clock sync: its events are timed from heartbeat anchors (protocol §4).
-            synced = n != 1
-            agent = DeviceAgent(device_id=dev.id, secret_hex=dev.secret_hex, state_dir=self.state_dir,
-                                host=self.broker[0], port=self.broker[1], fw="demo-sim-1", levels=LEVELS,
-                                clock_synced=_constant(synced), resend_after_s=5.0, heartbeat_s=15.0)
-            self.state.counters.append(Counter(code, name, agent))
+        """Register the world's units, officials, counters and devices, and the queue system's API token."""
+        made = provision(self.engine, self.world)
+        self.state.officials = {o.code: o.quality for o in self.world.officials.values()}
+        difficulty = {s.code: s.difficulty for s in self.world.scenario.services}
+        self._http = httpx.Client(base_url=self.api_url, headers={"Authorization": f"Bearer {made.token}"},
+                                  timeout=10)
+        for c in self.world.counters.values():
+            # Unsynced counters (devices.unsynced_share) are timed from heartbeat anchors (protocol §4).
+            agent = DeviceAgent(device_id=c.device_id, secret_hex=made.secrets[c.device_id], state_dir=self.state_dir,
+                                host=self.broker[0], port=self.broker[1], fw="demo-sim-1", levels=self.levels,
+                                clock_synced=_constant(c.synced), resend_after_s=5.0, heartbeat_s=15.0)
+            self.state.counters.append(Counter(c.code, c.name, c.unit, difficulty[c.service], agent))
+
+    def _free(self, unit: str) -> list[str]:
+        """Officials of `unit` serving at no counter now."""
+        busy = {c.serving for c in self.state.counters}
+        return [o.code for o in self.world.officials.values() if o.unit == unit and o.code not in busy]
 
     # --- running -----------------------------------------------------------------------------
 
@@ -120,8 +119,10 @@ class SimulatedOffice:
         self._raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="demo-mischief")
         self._raw.connect_async(*self.broker)
         self._raw.loop_start()
-        for i, counter in enumerate(self.state.counters):
-            self._sign_in(counter, list(self.state.officials)[i])
+        for counter in self.state.counters:
+            free = self._free(counter.unit)
+            if free:
+                self._sign_in(counter, free[0])
         for target, name in ((self._citizens, "citizens"), (self._shifts, "shifts"), (self._mischief, "mischief")):
             thread = threading.Thread(target=self._guard(target), name=f"sim-{name}", daemon=True)
             thread.start()
@@ -175,26 +176,27 @@ class SimulatedOffice:
         if res.status_code == 200:
             counter.serving = None
 
-    def _rating_for(self, official: str | None) -> int:
-        quality = self.state.officials.get(official or "", 0.6)
-        centre = 1 + (LEVELS - 1) * quality
-        return max(1, min(LEVELS, round(self.rng.gauss(centre, 0.8))))
+    def _rating_for(self, counter: Counter) -> int:
+        """The scenario's rating model (simulator/behaviour.py), for whoever serves at the counter now."""
+        quality = self.state.officials.get(counter.serving or "", self.world.scenario.officials.quality_mean)
+        return rate(self.rng, quality=quality, difficulty=counter.difficulty, levels=self.levels,
+                    noise=self.world.scenario.citizens.noise)
 
     def _citizens(self) -> None:
+        complaints = self.world.scenario.citizens.complaint_share
         while not self._stop.wait(self.rng.expovariate(self.rate)):
             counter = self.rng.choice(self.state.counters)
             counter.ticket += 1
-            value = self._rating_for(counter.serving)
+            value = self._rating_for(counter)
             counter.agent.press(value, txn=f"{counter.code}-{counter.ticket:03d}")
             self.state.pressed += 1
-            if value == 1 and self.rng.random() < 0.3:
+            if value == 1 and self.rng.random() < complaints:
                 counter.agent.complain(note="Chờ lâu, không được hướng dẫn")
 
     def _shifts(self) -> None:
         while not self._stop.wait(self.rng.uniform(*SHIFT_CHANGE_EVERY_S)):
             counter = self.rng.choice(self.state.counters)
-            busy = {c.serving for c in self.state.counters}
-            free = [o for o in self.state.officials if o not in busy]
+            free = self._free(counter.unit)
             if not free:
                 continue
             self._sign_out(counter)
@@ -212,12 +214,12 @@ class SimulatedOffice:
     def _mash(self) -> None:
         counter = self.rng.choice(self.state.counters)
         for _ in range(self.rng.randint(3, 6)):  # a child finds the buttons
-            counter.agent.press(self.rng.randint(1, LEVELS))
+            counter.agent.press(self.rng.randint(1, self.levels))
             time.sleep(0.15)
 
     def _resend(self) -> None:
         counter = self.rng.choice(self.state.counters)
-        entry = counter.agent.press(self._rating_for(counter.serving))
+        entry = counter.agent.press(self._rating_for(counter))
         time.sleep(1.0)
         self._publish(f"motcua/v1/dev/{counter.agent.device_id}/evt", entry.payload)  # the same bytes again
 
@@ -225,7 +227,7 @@ class SimulatedOffice:
         counter = self.rng.choice(self.state.counters)
         payload = codec.encode_event(self.rng.randbytes(32), dev=counter.agent.device_id, ep=1, seq=10**9 +
                                      self.rng.randint(0, 10**6), up=1000, ts=int(time.time() * 1000), typ="rating",
-                                     body=codec.rating_body(1, LEVELS))
+                                     body=codec.rating_body(1, self.levels))
         self._publish(f"motcua/v1/dev/{counter.agent.device_id}/evt", payload)
 
     def _malformed(self) -> None:
@@ -234,13 +236,14 @@ class SimulatedOffice:
 
     def _unknown_device(self) -> None:
         payload = codec.encode_event(b"k" * 32, dev="stolen-box-01", ep=1, seq=self.rng.randint(1, 10**6), up=5,
-                                     ts=int(time.time() * 1000), typ="rating", body=codec.rating_body(4, LEVELS))
+                                     ts=int(time.time() * 1000), typ="rating",
+                                     body=codec.rating_body(self.levels, self.levels))
         self._publish("motcua/v1/dev/stolen-box-01/evt", payload)
 
     def _same_ticket(self) -> None:
         counter = self.rng.choice(self.state.counters)
         ticket = f"{counter.code}-{counter.ticket:03d}"
-        counter.agent.press(self._rating_for(counter.serving), txn=ticket)  # a second rating, same transaction
+        counter.agent.press(self._rating_for(counter), txn=ticket)  # a second rating, same transaction
 
     def _publish(self, topic: str, payload: bytes) -> None:
         if self._raw is not None:

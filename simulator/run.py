@@ -89,6 +89,8 @@ class Simulation:
         self.sc, self.opts = scenario, opts
         self.progress = Progress(stream=open("/dev/null", "w") if opts.quiet else sys.stderr)  # noqa: SIM115
         self.world: World = build_world(scenario)
+        if any(c.kind == "kiosk" for c in self.world.counters.values()):
+            _require_kiosk_libraries()  # before the database and the broker are touched
         self.broker: Mosquitto | None = None
         self.ingest: IngestFleet | None = None
         self.http: Any = None
@@ -155,9 +157,11 @@ class Simulation:
         workers = self.sc.ingest.workers if not url.startswith("sqlite") else 1  # SQLite has one writer
         kwargs = server_settings(database_url=url, broker_url=self.broker_url, clock=clock, workers=workers)
         kwargs["api"]["port"] = free_port()
+        kwargs["data_dir"] = str(self.opts.out / "server")  # the run's clip store, which verify reads
         self.server_kwargs = kwargs
         self.ingest = IngestFleet(workers, kwargs, clock).start()
         settings = Settings(**kwargs)
+        self.clip_store = settings.clips_dir / "store"
         self.http = HttpServer(create_app(settings, engine, registry=CollectorRegistry(), ingest=None),
                                "127.0.0.1", kwargs["api"]["port"]).start()
 
@@ -175,7 +179,7 @@ class Simulation:
                              # On the device's clock: at the fastest compression (nights), so re-sends never
                              # come faster than every resend_after_s of real time.
                              resend_after_s=d.resend_after_s * clock.max_factor, tick_s=d.tick_s,
-                             verifiers=made.verifiers)
+                             verifiers=made.verifiers, api_url=self.http.url, kiosk=self.sc.kiosk)
             status = self.ctx.Array("d", len(STATUS_FIELDS), lock=False)
             proc = self.ctx.Process(target=host_main, args=(cfg, self.stop_evt, self.shutdown_evt, status),
                                     name=f"sim-host-{i}")
@@ -266,9 +270,22 @@ class Simulation:
             "session_calls_failed": self.queue.failed if self.queue else None, "timings": self.timings,
             "officials_quality": {o.code: round(o.quality, 4) for o in self.world.officials.values()},
             "broker_restartable": self.broker is not None,
+            "clip_store": str(getattr(self, "clip_store", "")) or None,
         }
         (self.opts.out / MANIFEST).write_text(json.dumps(doc, indent=1, ensure_ascii=False), encoding="utf-8")
         return doc
+
+
+class MissingLibrary(RuntimeError):
+    pass
+
+
+def _require_kiosk_libraries() -> None:
+    try:
+        import simulator.evidence  # noqa: F401  (OpenCV, PyAV: the kiosk's camera path)
+    except ImportError as exc:
+        raise MissingLibrary(f"kiosk counters run the real kiosk camera code, which needs {exc.name}: install "
+                             "it with `pip install 'motcua[kiosk]'`, or set devices.kiosk_share = 0") from None
 
 
 def run_simulation(scenario: Scenario, opts: RunOptions) -> dict[str, Any]:

@@ -52,6 +52,10 @@ class Office(BaseModel):
     shifts: list[str] = Field(default_factory=lambda: ["07:30-11:30", "13:30-17:00"])
     workdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4], description="0 = Monday")
     unit_prefix: str = Field("DV", pattern=r"^[A-Z0-9-]{1,12}$")
+    unit_names: list[str] = Field(default_factory=list, description="Names of the units in order (default: "
+                                                                    "'UBND <code> (mô phỏng)')")
+    official_names: list[str] = Field(default_factory=list, description="Names of each unit's officials in order "
+                                                                        "(default: 'Cán bộ <n> <unit>')")
 
     @field_validator("shifts")
     @classmethod
@@ -94,6 +98,19 @@ class Devices(BaseModel):
     resend_after_s: float = Field(3.0, ge=0.5, le=60.0, description="Real seconds before an unacked event is "
                                                                    "sent again")
     tick_s: float = Field(1.0, ge=0.05, le=5.0, description="Idle tick of each device link, real seconds")
+
+
+class Kiosk(BaseModel):
+    """The kiosk counters' camera and trigger config; small clips by default (hundreds share 2 cores)."""
+
+    model_config = _STRICT
+    camera: bool = Field(True, description="Kiosks have a (synthetic) camera and keep clips of incidents")
+    clip_on_lowest: bool = Field(True, description="A clip on every lowest rating, not only on complaints")
+    width: int = Field(160, ge=16, le=1920)
+    height: int = Field(120, ge=16, le=1080)
+    fps: float = Field(2.0, gt=0.0, le=30.0, description="Frames per simulated second")
+    pre_roll_s: float = Field(2.0, ge=0.0, le=60.0, description="Simulated seconds of footage before a trigger")
+    post_roll_s: float = Field(2.0, ge=1.0, le=120.0, description="Simulated seconds after the last trigger")
 
 
 class Citizens(BaseModel):
@@ -140,7 +157,8 @@ class Fault(BaseModel):
 
 
 FAULTS = ("network_drop", "broker_restart", "server_restart", "power_cut", "clock_skew", "unsynced_clock",
-          "duplicate_send", "button_mashing", "forged_signature", "replay", "malformed_payload", "unknown_device")
+          "duplicate_send", "button_mashing", "forged_signature", "replay", "malformed_payload", "unknown_device",
+          "camera_failure")
 
 
 class Faults(BaseModel):
@@ -157,6 +175,7 @@ class Faults(BaseModel):
     replay: Fault = Fault()
     malformed_payload: Fault = Fault()
     unknown_device: Fault = Fault()
+    camera_failure: Fault = Fault()
 
     def on(self) -> list[str]:
         return [name for name in FAULTS if getattr(self, name).enabled]
@@ -169,11 +188,19 @@ class Scenario(BaseModel):
     services: list[Service] = Field(default_factory=lambda: [Service(code="ho-tich", name="Tư pháp - Hộ tịch")],
                                     min_length=1)
     devices: Devices = Devices()
+    kiosk: Kiosk = Kiosk()
     citizens: Citizens = Citizens()
     officials: Officials = Officials()
     ingest: Ingest = Ingest()
     faults: Faults = Faults()
     policy: str = Field("nd335", description="Scoring policy for the fairness report (built-in id or file)")
+
+    @model_validator(mode="after")
+    def _camera_for_camera_faults(self) -> Scenario:
+        if self.faults.camera_failure.enabled and not (self.kiosk.camera and self.devices.kiosk_share > 0):
+            raise ValueError("faults.camera_failure needs kiosks with cameras: set devices.kiosk_share > 0 and "
+                             "kiosk.camera = true, or disable the fault")
+        return self
 
     @property
     def name(self) -> str:

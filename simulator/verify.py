@@ -16,9 +16,10 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, select
 
-from server.db.models import DEVICES, EVENTS, OFFICIALS, QUARANTINE
+from server.clips.storage import LocalStorage
+from server.db.models import CLIP_EVENTS, CLIPS, DEVICES, EVENTS, OFFICIALS, QUARANTINE, ClipState
 
-FAILING = ("lost", "wrongly_accepted", "misattributed", "misclassified")
+FAILING = ("lost", "wrongly_accepted", "misattributed", "misclassified", "clips_missing", "clips_unlinked")
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Truth:
     faults: Counter[str] = field(default_factory=Counter)
     sessions_failed: int = 0
     sessions: int = 0
+    clip_refs: list[dict[str, Any]] = field(default_factory=list)  # each kiosk incident: the clip it names
+    clips: dict[str, dict[str, Any]] = field(default_factory=dict)  # clip id -> its SHA-256 on the device
 
 
 def read_truth(out: Path) -> Truth:
@@ -57,6 +60,10 @@ def _take(truth: Truth, doc: dict[str, Any]) -> None:
     elif kind == "session":
         truth.sessions += 1
         truth.sessions_failed += 0 if doc["ok"] else 1
+    elif kind == "clip_ref":
+        truth.clip_refs.append(doc)
+    elif kind == "clip":
+        truth.clips[doc["clip"]] = doc
 
 
 def _stored(engine: Engine) -> dict[tuple[str, int, int], tuple[str, str | None, str | None, bool, str]]:
@@ -120,6 +127,61 @@ def _compare_rejections(truth: Truth, by_sha: dict[str, set[str]], report: dict[
             report["examples"].append(f"misclassified: {doc['fault']} expected {doc['reason']}, got {sorted(reasons)}")
 
 
+def _file_sha256(storage: LocalStorage, key: str) -> str | None:
+    try:
+        size = storage.size(key)
+    except FileNotFoundError:
+        return None
+    digest = hashlib.sha256()
+    for block in storage.read(key, 0, size):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _clip_problem(doc: dict[str, Any] | None, row: Any, storage: LocalStorage | None) -> str | None:
+    """Why an expected clip is not stored as the device wrote it, or None when it is."""
+    if doc is None or doc["sha"] is None:
+        return "never written on the device"
+    if row is None:
+        return "not on the server"
+    if row.state != ClipState.COMPLETE or row.sha256 != doc["sha"] or row.device_id != doc["dev"]:
+        return f"on the server as {row.state} from {row.device_id} with SHA-256 {row.sha256[:12]}…"
+    if storage is not None and _file_sha256(storage, row.original_key) != doc["sha"]:
+        return f"its original {row.original_key} is missing from the clip store or has other bytes"
+    return None
+
+
+def _compare_clips(engine: Engine, truth: Truth, store: str | None, report: dict[str, Any]) -> None:
+    """Every clip a kiosk incident named: stored with the device's hash, and linked to that incident."""
+    expected: dict[str, list[tuple[str, int, int]]] = {}
+    for ref in truth.clip_refs:
+        if ref["clip"] is not None:
+            expected.setdefault(ref["clip"], []).append((ref["dev"], ref["ep"], ref["seq"]))
+    report.update(clips_expected=len(expected), clips_stored=0, clips_missing=0, clips_unlinked=0,
+                  incidents_camera_failed=sum(r["camera"] == "failed" for r in truth.clip_refs))
+    if not expected:
+        return
+    with engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(CLIPS.c.id, CLIPS.c.device_id, CLIPS.c.state, CLIPS.c.sha256,
+                                                     CLIPS.c.original_key))}
+        links = {tuple(r) for r in conn.execute(select(CLIP_EVENTS.c.clip_id, CLIP_EVENTS.c.device_id,
+                                                       CLIP_EVENTS.c.epoch, CLIP_EVENTS.c.seq))}
+        named = {(r.device_id, r.epoch, r.seq): (r.body or {}).get("clip") for r in conn.execute(
+            select(EVENTS.c.device_id, EVENTS.c.epoch, EVENTS.c.seq, EVENTS.c.body).where(EVENTS.c.typ == "incident"))}
+    storage = LocalStorage(Path(store)) if store else None
+    for clip, refs in sorted(expected.items()):
+        problem = _clip_problem(truth.clips.get(clip), rows.get(clip), storage)
+        if problem is not None:
+            report["clips_missing"] += 1
+            report["examples"].append(f"clip missing: {clip} ({refs[0][0]}): {problem}")
+            continue
+        report["clips_stored"] += 1
+        for dev, ep, seq in refs:
+            if (clip, dev, ep, seq) not in links or named.get((dev, ep, seq)) != clip:
+                report["clips_unlinked"] += 1
+                report["examples"].append(f"clip unlinked: {clip} is not linked to incident ({dev}, {ep}, {seq})")
+
+
 def verify(engine: Engine, out: Path, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
     """The comparison as one JSON-able dict; `ok` when every failing count is 0 and every enabled fault fired."""
     truth = read_truth(out)
@@ -138,6 +200,8 @@ def verify(engine: Engine, out: Path, manifest: dict[str, Any] | None = None) ->
               "quarantined_with_official": int(stray), "faults_fired": dict(sorted(truth.faults.items()))}
     _compare_events(truth, stored, report)
     _compare_rejections(truth, by_sha, report)
+    _compare_clips(engine, truth, (manifest or {}).get("clip_store"), report)
+    report["examples"] = report["examples"][:30]
     enabled = (manifest or {}).get("faults_enabled", [])
     if not (manifest or {}).get("broker_restartable", True):
         enabled = [f for f in enabled if f != "broker_restart"]
@@ -153,6 +217,9 @@ def table(report: dict[str, Any]) -> str:
             ("duplicates suppressed (injected)",
              f"{report['duplicates_suppressed']:,} ({report['duplicates_injected']})")]
     rows += [(f"quarantined: {k}", f"{v:,}") for k, v in report["quarantined"].items()]
+    rows += [("clips expected (named by kiosk incidents)", f"{report['clips_expected']:,}"),
+             ("clips stored with the device's hash", f"{report['clips_stored']:,}"),
+             ("kiosk incidents without clip (camera failed)", f"{report['incidents_camera_failed']:,}")]
     rows += [(name.replace("_", " "), f"{report[name]:,}" + ("  <-- must be 0" if report[name] else ""))
              for name in FAILING]
     rows += [("unrecorded rejections", str(report["unrecorded_rejections"])),

@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from simulator.behaviour import rate
-from simulator.scenario import Scenario, parse_shift
+from simulator.scenario import Scenario, ScenarioError, parse_shift
 
 ZONE = ZoneInfo("Asia/Ho_Chi_Minh")  # the offices' local time (server setting `timezone`)
 # Citizens finish, and rate, at least this long before the official leaves, and start this long after
@@ -27,7 +27,7 @@ SKEWS = ("small", "ahead", "behind")  # clock_skew kinds, in turn (docs/simulato
 # ahead: a wrong date, never plausible, so the anchor times it; behind: plausible and far off -> conflict.
 SKEW_MS = {"small": 90_000, "ahead": 24 * 3600_000, "behind": -2 * 3600_000}
 HOST_FAULTS = ("network_drop", "power_cut", "clock_skew", "unsynced_clock", "duplicate_send", "button_mashing",
-               "forged_signature", "replay", "malformed_payload", "unknown_device")
+               "forged_signature", "replay", "malformed_payload", "unknown_device", "camera_failure")
 
 
 @dataclass
@@ -316,6 +316,15 @@ class Builder:
     def _unknown_device(self, i: int, fault: Any, workdays: list[date]) -> None:
         self._message_fault("unknown_device", fault, workdays, ghost=f"ghost-{i:04d}")
 
+    def _camera_failure(self, i: int, fault: Any, workdays: list[date]) -> None:
+        if not any(c.kind == "kiosk" for c in self.counters.values()):
+            raise ScenarioError(f"{self.sc.name}: faults.camera_failure is on but no counter got a kiosk: raise "
+                                "devices.kiosk_share (or change the seed)")
+        counter = self._pick(kinds=("kiosk",))
+        start, end = self._outage(fault, workdays)
+        self.add(start, "camera_fail", counter.code, until=end)
+        self.add(end, "camera_restore", counter.code)
+
 
 def expectation(action: Action, device_state: dict[str, Any]) -> tuple[str, str | None]:
     """(expected status, expected official) of a genuine event, given its device's clock state now."""
@@ -329,4 +338,16 @@ def expectation(action: Action, device_state: dict[str, Any]) -> tuple[str, str 
 
 
 def build_world(sc: Scenario, start: date | None = None) -> World:
-    return Builder(sc, start).build()
+    return _named(Builder(sc, start).build())
+
+
+def _named(world: World) -> World:
+    """The names `[office] unit_names` and `official_names` give (the demo's office has real-looking ones)."""
+    o = world.scenario.office
+    for i, (code, _default) in enumerate(world.units):
+        if i < len(o.unit_names):
+            world.units[i] = (code, o.unit_names[i])
+        staff = [x for x in world.officials.values() if x.unit == code]
+        for official, name in zip(staff, o.official_names, strict=False):
+            official.name = name
+    return world

@@ -3,6 +3,9 @@
 OpenCV releases the interpreter lock while it reads and encodes, so this thread does not stall the
 kiosk's web UI; the benchmark (bench/kiosk.py) measures its CPU at 640x480 @ 15 fps on one core.
 A failing source is reopened with a backoff, and `health` says so (the kiosk reports it).
+
+`take` (one image in) and `failed` are public so that a camera driven from outside goes through the
+same path: the simulator's cameras render frames only around triggers, on simulated time (`mono`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
+import numpy as np
 
 from device.camera.frames import Frame
 from device.camera.recorder import ClipRecorder
@@ -39,9 +43,11 @@ class CameraHealth:
 class CaptureThread:
     def __init__(self, spec: str, *, width: int, height: int, fps: float, ring: FrameRing,
                  recorder: ClipRecorder | None, uptime_ms: Callable[[], int], clock: Callable[[], float] = time.time,
-                 opener: Callable[[str, int, int], Source] = open_source) -> None:
+                 opener: Callable[[str, int, int], Source] = open_source,
+                 mono: Callable[[], float] = time.monotonic) -> None:
         self.spec, self.width, self.height, self.fps = spec, width, height, fps
         self.ring, self.recorder, self.uptime_ms, self.clock, self.opener = ring, recorder, uptime_ms, clock, opener
+        self.mono = mono  # orders frames and measures pre/post-roll: the recorder must share it
         self.health = CameraHealth()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="camera", daemon=True)
@@ -57,7 +63,7 @@ class CaptureThread:
     @property
     def ok(self) -> bool:
         """True while frames are arriving (a trigger can expect footage)."""
-        return self.health.state == "ok" and time.monotonic() - self.health.last_frame_mono < STALE_AFTER_S
+        return self.health.state == "ok" and self.mono() - self.health.last_frame_mono < STALE_AFTER_S
 
     def _run(self) -> None:
         pause = REOPEN_FIRST_S
@@ -65,7 +71,7 @@ class CaptureThread:
             try:
                 source = self.opener(self.spec, self.width, self.height)
             except OSError as exc:
-                self._failed(str(exc))
+                self.failed(str(exc))
                 self._stop.wait(pause)
                 pause = min(pause * 2, REOPEN_MAX_S)
                 continue
@@ -81,9 +87,9 @@ class CaptureThread:
         while not self._stop.is_set():
             img = source.read()
             if img is None:
-                self._failed(f"camera source {self.spec!r} stopped delivering frames")
+                self.failed(f"camera source {self.spec!r} stopped delivering frames")
                 return
-            self._take(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes())
+            self.take(img)
             due += interval
             delay = due - time.monotonic()
             if delay > 0:
@@ -91,8 +97,12 @@ class CaptureThread:
             elif delay < -interval:
                 due = time.monotonic()  # fell behind (slow camera, busy CPU): do not try to catch up in a burst
 
+    def take(self, img: np.ndarray) -> None:
+        """One BGR image from the source: JPEG-encoded once, then into the ring and the recording clip."""
+        self._take(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])[1].tobytes())
+
     def _take(self, jpeg: bytes) -> None:
-        now = time.monotonic()
+        now = self.mono()
         frame = Frame(now, self.uptime_ms(), int(self.clock() * 1000), jpeg)
         self.ring.push(frame)
         if self.recorder is not None:
@@ -104,7 +114,8 @@ class CaptureThread:
             log.info("camera %s delivering frames", self.spec)
         h.state = "ok"
 
-    def _failed(self, why: str) -> None:
+    def failed(self, why: str) -> None:
+        """The source gave no frame: report the camera failed and end a clip whose post-roll is over."""
         h = self.health
         h.failures += 1
         if h.state != "failed" or h.last_error != why:

@@ -2,6 +2,9 @@
 
 Finished clips are written by their own thread (muxing, and face blurring when enabled, take time
 the capture loop must not lose), then hashed, described by a signed manifest and queued for upload.
+
+A `CameraClock` says where frames get their times: on a kiosk, the machine's clocks and a capture
+thread; in the simulator, simulated time and frames rendered from outside (`CaptureThread.take`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from device.camera.capture import CaptureThread
@@ -25,30 +29,46 @@ from motcua.protocol import encode_clip_manifest
 log = logging.getLogger("motcua.kiosk.camera")
 
 
+@dataclass(frozen=True)
+class CameraClock:
+    """The times a camera's frames carry, and who captures them."""
+
+    mono: Callable[[], float] = time.monotonic  # orders frames, measures pre/post-roll (ring, recorder, health)
+    wall: Callable[[], float] = time.time  # the frame's wall clock (manifest ts0/ts1 when synced)
+    uptime_ms: Callable[[], int] | None = None  # the frame's uptime (manifest up0/up1); None: the device link's
+    continuous: bool = True  # False: no capture thread; whoever owns the camera calls `capture.take(img)`
+
+
+REAL_CAMERA = CameraClock()  # a kiosk's: the machine's clocks, a capture thread
+
+
 class Evidence:
     def __init__(self, cfg: KioskConfig, store: ClipStore, *, epoch: Callable[[], int], uptime_ms: Callable[[], int],
-                 clock_synced: Callable[[], bool], on_saved: Callable[[str], None]) -> None:
+                 clock_synced: Callable[[], bool], on_saved: Callable[[str], None],
+                 camera_clock: CameraClock = REAL_CAMERA) -> None:
         self.cfg, self.store, self.epoch, self.clock_synced, self.on_saved = cfg, store, epoch, clock_synced, on_saved
         self.enabled = cfg.camera != "none"
+        self.continuous = camera_clock.continuous
         self.ring = FrameRing(cfg.pre_roll_s, cfg.ring_max_bytes)
         self._finished: queue.Queue[RecordingClip | None] = queue.Queue()
         self.recorder = ClipRecorder(self.ring, pre_roll_s=cfg.pre_roll_s, post_roll_s=cfg.post_roll_s,
-                                     on_finished=self._finished.put)
+                                     on_finished=self._finished.put, clock=camera_clock.mono)
         self.capture = CaptureThread(cfg.camera, width=cfg.width, height=cfg.height, fps=cfg.fps, ring=self.ring,
-                                     recorder=self.recorder, uptime_ms=uptime_ms)
+                                     recorder=self.recorder, uptime_ms=camera_clock.uptime_ms or uptime_ms,
+                                     clock=camera_clock.wall, mono=camera_clock.mono)
         self.privacy = Privacy(blur_faces=cfg.blur_faces, regions=cfg.mask_regions) \
             if cfg.blur_faces or cfg.mask_regions else None
         self._saver = threading.Thread(target=self._save_loop, name="clip-saver", daemon=True)
         self.saved = 0
 
     def start(self) -> Evidence:
-        if self.enabled:
+        if self.enabled and self.continuous:
             self.capture.start()
         self._saver.start()
         return self
 
     def stop(self) -> None:
-        if self.enabled:
+        if self.enabled and self.continuous:
             self.capture.stop()
         self.recorder.flush()
         self._finished.put(None)

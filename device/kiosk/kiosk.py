@@ -15,8 +15,9 @@ from typing import Any
 from device.agent import DeviceAgent
 from device.kiosk.clipstore import ClipStore
 from device.kiosk.config import KioskConfig
-from device.kiosk.evidence import Evidence
+from device.kiosk.evidence import REAL_CAMERA, CameraClock, Evidence
 from device.kiosk.uploader import Uploader
+from device.outbox import Entry
 
 log = logging.getLogger("motcua.kiosk")
 FW = "kiosk-0.1"
@@ -33,26 +34,32 @@ class SignInStatus:
 
 
 class Kiosk:
-    def __init__(self, cfg: KioskConfig, *, clock_synced: Any = lambda: True) -> None:
+    """`agent` and `camera_clock` are for the simulator, whose virtual kiosks run on simulated time: it
+    brings its own device agent (started and stopped by it) and renders frames only around triggers."""
+
+    def __init__(self, cfg: KioskConfig, *, clock_synced: Any = lambda: True, agent: DeviceAgent | None = None,
+                 camera_clock: CameraClock = REAL_CAMERA) -> None:
         self.cfg = cfg
         self._config_lock = threading.Lock()
         self.server_config: dict[str, Any] | None = None
         self.signin = SignInStatus()
-        self.agent = DeviceAgent(device_id=cfg.device_id, secret_hex=cfg.secret_hex, state_dir=cfg.state_dir,
-                                 host=cfg.mqtt_host, port=cfg.mqtt_port, fw=FW, levels=cfg.levels,
-                                 clock_synced=clock_synced, username=cfg.mqtt_user, password=cfg.mqtt_password,
-                                 resend_after_s=cfg.resend_after_s, heartbeat_s=cfg.heartbeat_s,
-                                 on_config=self._on_config, on_ack=self._on_ack)
+        self._owns_agent = agent is None
+        self.agent = agent or DeviceAgent(
+            device_id=cfg.device_id, secret_hex=cfg.secret_hex, state_dir=cfg.state_dir, host=cfg.mqtt_host,
+            port=cfg.mqtt_port, fw=FW, levels=cfg.levels, clock_synced=clock_synced, username=cfg.mqtt_user,
+            password=cfg.mqtt_password, resend_after_s=cfg.resend_after_s, heartbeat_s=cfg.heartbeat_s,
+            on_config=self._on_config, on_ack=self._on_ack)
         self.clips = ClipStore(cfg.state_dir / "clips")
         self.evidence = Evidence(cfg, self.clips, epoch=lambda: self.agent.outbox.epoch,
                                  uptime_ms=self.agent.link.uptime_ms, clock_synced=clock_synced,
-                                 on_saved=lambda _id: self.uploader.wake())
+                                 on_saved=lambda _id: self.uploader.wake(), camera_clock=camera_clock)
         self.uploader = Uploader(server_url=cfg.server_url, device_id=cfg.device_id, secret=cfg.secret,
                                  store=self.clips, chunk_bytes=cfg.upload_chunk_bytes,
                                  request_poll_s=cfg.request_poll_s, on_request=self._remote_request)
 
     def start(self) -> Kiosk:
-        self.agent.start()
+        if self._owns_agent:
+            self.agent.start()
         self.server_config = self.agent.outbox.get("config")  # the last one applied: shown even offline
         self.evidence.start()
         self.uploader.start()
@@ -61,7 +68,8 @@ class Kiosk:
     def stop(self) -> None:
         self.evidence.stop()
         self.uploader.stop()
-        self.agent.stop()
+        if self._owns_agent:
+            self.agent.stop()
         self.clips.close()
 
     # --- from the server -----------------------------------------------------------------------
@@ -97,12 +105,22 @@ class Kiosk:
         self.agent.levels = levels
         entry = self.agent.press(value, reasons=known)
         out: dict[str, Any] = {"ep": entry.ep, "seq": entry.seq}
-        if value == 1 and self.cfg.clip_on_lowest:
+        if self.keeps_clip(value):
             out["incident"] = self.incident("lowest_rating", ref=(entry.ep, entry.seq))
         return out
 
+    def keeps_clip(self, value: int) -> bool:
+        """Whether a rating of `value` keeps a clip: the lowest one, when `clip_on_lowest` says so."""
+        return value == 1 and self.cfg.clip_on_lowest
+
     def incident(self, kind: str, *, ref: tuple[int, int] | None = None, note: str | None = None) -> dict[str, Any]:
         """A complaint, a manual or remote trigger: the incident is sent whether or not a clip could be kept."""
+        entry, clip, camera = self.record_incident(kind, ref=ref, note=note)
+        return {"ep": entry.ep, "seq": entry.seq, "clip": clip, "camera": camera}
+
+    def record_incident(self, kind: str, *, ref: tuple[int, int] | None = None,
+                        note: str | None = None) -> tuple[Entry, str | None, str]:
+        """The incident in the outbox, the clip it names (None: no footage) and the camera state it reports."""
         clip = self.evidence.trigger(kind)
         camera = self.evidence.camera_state() if clip is None else "ok"
         entry = self.agent.incident(kind, ref=ref, note=note, clip=clip, camera=camera)
@@ -110,7 +128,7 @@ class Kiosk:
             log.warning("clip %s ended before incident %s/%s could be named in it", clip, entry.ep, entry.seq)
         if ref is not None and clip is not None:
             self.evidence.recorder.attach(clip, ref)
-        return {"ep": entry.ep, "seq": entry.seq, "clip": clip, "camera": camera}
+        return entry, clip, camera
 
     def session(self, action: str, *, official: str, method: str, secret: str) -> dict[str, Any]:
         entry = self.agent.session(action, official=official, method=method, secret=secret)
