@@ -156,7 +156,7 @@ class Builder:
 
     def _firmware(self) -> None:
         """The button boxes that run the real firmware: drawn from their own stream of the seed, so that the
-        rest of the world (people, timeline) is the one the same scenario has without them."""
+        world is the one the same scenario has without them, but for the clock faults they are spared."""
         n = self.sc.devices.micropython
         if not n:
             return
