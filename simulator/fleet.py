@@ -1,9 +1,11 @@
 """A device host: one process running many virtual counter devices on the real device code path.
 
 Each virtual device is a `device.agent.DeviceAgent` (the kiosk's and the CPython devices' outbox and
-MQTT link) on a simulated clock. The host plays its devices' timelines (presses, complaints, kiosk
-sign-ins, faults) when the simulated clock reaches them, and writes the ground truth of everything it
-sent to a JSON-lines file: the bytes' digest and what the server should make of them.
+MQTT link) on a simulated clock, or, for the counters the scenario runs as MicroPython
+(`[devices] micropython`), the real ESP32 firmware in a `micropython` process (simulator/firmware.py).
+The host plays its devices' timelines (presses, complaints, kiosk sign-ins, faults) when the simulated
+clock reaches them, and writes the ground truth of everything it sent to a JSON-lines file: the bytes'
+digest and what the server should make of them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from device.agent import DeviceAgent
 from motcua.protocol import codec
 from simulator.clock import DeviceClock, SimClock
+from simulator.firmware import FirmwareBox, SimSntp, firmware_knobs, write_clock
 from simulator.netfault import FaultyNetwork
 from simulator.world import Action, Counter, expectation
 
@@ -56,6 +59,8 @@ class HostConfig:
     tick_s: float = 1.0  # the links' idle tick: presses wake them at once anyway
     api_url: str = ""  # the run's HTTP API: kiosk counters upload their clips there
     kiosk: Any = None  # the scenario's [kiosk] table (camera and trigger config of kiosk counters)
+    firmware_build: Path | None = None  # the .mpy build, when some counters run the firmware
+    office_factor: float = 1.0  # the scenario's compression (office hours)
 
 
 class VirtualDevice:
@@ -95,6 +100,10 @@ class VirtualDevice:
         """Events in the outbox, and at a kiosk the clips the server has not confirmed yet."""
         return (self.agent.pending() if self.agent is not None else 0) + (self.kiosk.pending() if self.kiosk else 0)
 
+    def stop(self) -> None:
+        if self.agent is not None:
+            self.agent.stop()
+
 
 def _kiosk(counter: Counter, secret_hex: str, cfg: HostConfig, clock: DeviceClock) -> Any:
     from simulator.evidence import SimKiosk  # OpenCV and PyAV: loaded only by hosts that have kiosks
@@ -103,11 +112,41 @@ def _kiosk(counter: Counter, secret_hex: str, cfg: HostConfig, clock: DeviceCloc
                     api_url=cfg.api_url, broker=cfg.broker, state_dir=cfg.state_dir, levels=cfg.levels)
 
 
+class FirmwareDevice:
+    """A counter running the real firmware (simulator/firmware.py), in the shape the Host plays."""
+
+    def __init__(self, counter: Counter, box: FirmwareBox) -> None:
+        self.counter = counter
+        self.box = box
+        self.state: dict[str, Any] = {"skew": None, "on": False}
+        self.sent: deque[bytes] = deque(maxlen=50)
+        self.heartbeats: deque[tuple[int, bytes]] = deque(maxlen=200)
+        self.failed = 0  # presses the firmware made no event for
+
+    def boot(self, at_ms: int) -> None:
+        self.box.boot()  # its uptime starts now on the simulated clock (board_host.py --clock)
+        self.state["on"] = True
+
+    def power_cut(self) -> None:
+        self.box.power_cut()
+        self.state["on"] = False
+
+    def pending(self) -> int:
+        return self.box.pending()  # while it is off: what its flash holds, as last reported
+
+    def stop(self) -> None:
+        self.box.stop()
+
+
+Device = VirtualDevice | FirmwareDevice
+
+
 class Host:
     def __init__(self, cfg: HostConfig) -> None:
         self.cfg = cfg
         self.net: FaultyNetwork | None = None
-        self.devices: dict[str, VirtualDevice] = {}
+        self.devices: dict[str, Device] = {}
+        self.sntp: SimSntp | None = None
         self.truth: TextIO = cfg.truth_path.open("a", encoding="utf-8")
         self.raw = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"sim-mischief-{cfg.index}")
         self.raw.on_message = self._captured
@@ -116,7 +155,7 @@ class Host:
         self.lag_s = 0.0
         self.sent = 0
         self.faults = 0
-        self._hb_topics: dict[str, VirtualDevice] = {}
+        self._hb_topics: dict[str, Device] = {}
         self._pending, self._pending_at = 0, 0.0
         self._injected: list[tuple[mqtt.MQTTMessageInfo, Callable[[], None], float]] = []
         self.cameras: Any = None  # renders the post-roll of kiosk clips (simulator/evidence.py)
@@ -129,7 +168,8 @@ class Host:
             self.net = FaultyNetwork(self.cfg.broker).start()
         for c in self.cfg.counters:
             port = self.net.add(c.device_id) if (self.net and c.proxied) else self.cfg.broker[1]
-            dev = VirtualDevice(c, self.cfg.secrets[c.device_id], self.cfg, port)
+            dev = self._firmware(c, port) if c.firmware else VirtualDevice(c, self.cfg.secrets[c.device_id],
+                                                                               self.cfg, port)
             self.devices[c.code] = dev
             dev.boot(self.cfg.clock.now_ms())
         for a in self.cfg.actions:
@@ -138,12 +178,29 @@ class Host:
                 self._hb_topics[f"motcua/v1/dev/{dev.counter.device_id}/hb"] = dev
         self.raw.connect_async(*self.cfg.broker)
         self.raw.loop_start()
-        kiosks = [d.kiosk for d in self.devices.values() if d.kiosk is not None]
+        kiosks = [d.kiosk for d in self.devices.values() if isinstance(d, VirtualDevice) and d.kiosk is not None]
         if kiosks:
             from simulator.evidence import CameraTicker
 
             self.cameras = CameraTicker(kiosks, self.cfg.clock).start()
         return self
+
+    def _firmware(self, c: Counter, port: int) -> FirmwareDevice:
+        cfg = self.cfg
+        if cfg.firmware_build is None:
+            raise RuntimeError(f"{c.code} runs the firmware but the host got no firmware build (run.py)")
+        clock_file = cfg.state_dir / f"simclock-host-{cfg.index}.json"
+        if not clock_file.exists():
+            write_clock(cfg.clock, clock_file)
+        if c.synced and self.sntp is None:
+            self.sntp = SimSntp(cfg.clock).start()
+        knobs = firmware_knobs(cfg.clock, office_factor=cfg.office_factor, heartbeat_s=cfg.heartbeat_s,
+                               resend_after_s=cfg.resend_after_s)
+        box = FirmwareBox(root=cfg.state_dir / f"fw-{c.device_id}", build=cfg.firmware_build, clock_file=clock_file,
+                          device_id=c.device_id, secret_hex=cfg.secrets[c.device_id], mqtt_port=port,
+                          ntp_port=self.sntp.port if (c.synced and self.sntp) else None, knobs=knobs,
+                          levels=cfg.levels)
+        return FirmwareDevice(c, box)
 
     def _subscribe(self, client: mqtt.Client, *_: Any) -> None:
         for t in self._hb_topics:
@@ -201,13 +258,14 @@ class Host:
         self.faults += 1
         self._record({"k": "fault", "name": name, "at": at_ms, **detail})
 
-    def _genuine(self, dev: VirtualDevice, action: Action, entry: Any, typ: str) -> None:
+    def _genuine(self, dev: Device, action: Action, entry: Any, typ: str) -> None:
         expect, official = expectation(action, dev.state)
         dev.sent.append(entry.payload)
         self.sent += 1
         self._record({"k": "evt", "dev": dev.counter.device_id, "ep": entry.ep, "seq": entry.seq, "typ": typ,
                       "sha": hashlib.sha256(entry.payload).hexdigest(), "at": action.at_ms, "expect": expect,
-                      "official": official, "tag": action.args.get("tag"), "counter": dev.counter.code})
+                      "official": official, "tag": action.args.get("tag"), "counter": dev.counter.code,
+                      **({"firmware": True} if isinstance(dev, FirmwareDevice) else {})})
 
     # --- citizens and officials -----------------------------------------------------------------
 
@@ -218,7 +276,10 @@ class Host:
         dev.clock.pin(action.at_ms)
         return dev.agent
 
-    def _do_press(self, action: Action, dev: VirtualDevice) -> None:
+    def _do_press(self, action: Action, dev: Device) -> None:
+        if isinstance(dev, FirmwareDevice):
+            self._firmware_event(action, dev, "rating")
+            return
         agent = self._pinned(dev, action)
         if agent is None:
             return
@@ -241,7 +302,10 @@ class Host:
         self._record({"k": "clip_ref", "dev": dev.counter.device_id, "ep": entry.ep, "seq": entry.seq, "clip": clip,
                       "camera": camera})
 
-    def _do_complain(self, action: Action, dev: VirtualDevice) -> None:
+    def _do_complain(self, action: Action, dev: Device) -> None:
+        if isinstance(dev, FirmwareDevice):
+            self._firmware_event(action, dev, "incident")
+            return
         if dev.kiosk is not None and dev.agent is not None:
             self._kiosk_incident(dev, action, dev.kiosk.complain(action.at_ms, action.args.get("note")))
             return
@@ -253,6 +317,28 @@ class Host:
         finally:
             dev.clock.pin(None)
         self._genuine(dev, action, entry, "incident")
+
+    def _firmware_event(self, action: Action, dev: FirmwareDevice, typ: str) -> None:
+        """A citizen presses the box's button now (the simulated time of the action); the firmware stamps
+        the event itself on its simulated clock. The ground truth takes (ep, seq) and the bytes from the
+        firmware's own answer on the control channel: the "@evt" line it prints once the event is on
+        flash, with the payload App.encode makes of that flash record, the bytes of every (re-)send."""
+        if not dev.state["on"]:
+            log.warning("%s: %s while the box is off: skipped", dev.counter.device_id, action.kind)
+            return
+        try:
+            entry = dev.box.press(action.args["value"]) if typ == "rating" else dev.box.complaint()
+        except RuntimeError:
+            # The citizen pressed and the firmware made nothing of it: recorded as an event that cannot be
+            # stored, so verify counts it lost (a firmware failure is not the server's, but it is a loss).
+            log.exception("%s: %s", dev.counter.device_id, action.kind)
+            dev.failed += 1
+            expect, official = expectation(action, dev.state)
+            self._record({"k": "evt", "dev": dev.counter.device_id, "ep": -1, "seq": -dev.failed, "typ": typ,
+                          "sha": "", "at": action.at_ms, "expect": expect, "official": official,
+                          "tag": action.args.get("tag"), "counter": dev.counter.code, "firmware": True})
+            return
+        self._genuine(dev, action, entry, typ)
 
     def _session(self, action: Action, dev: VirtualDevice, which: str) -> None:
         agent = self._pinned(dev, action)
@@ -274,31 +360,44 @@ class Host:
 
     # --- faults of one device ------------------------------------------------------------------
 
-    def _do_net_drop(self, action: Action, dev: VirtualDevice) -> None:
+    def _do_net_drop(self, action: Action, dev: Device) -> None:
         assert self.net is not None
         self.net.cut(dev.counter.device_id)
         self._fired("network_drop", action.at_ms, dev=dev.counter.device_id,
                     minutes=round((action.args["until"] - action.at_ms) / 60_000, 1))
 
-    def _do_net_restore(self, action: Action, dev: VirtualDevice) -> None:
+    def _do_net_restore(self, action: Action, dev: Device) -> None:
         assert self.net is not None
         self.net.restore(dev.counter.device_id)
 
-    def _do_power_cut(self, action: Action, dev: VirtualDevice) -> None:
-        if dev.agent is not None:
-            dev.power_cut()
+    def _do_power_cut(self, action: Action, dev: Device) -> None:
+        if dev.state["on"]:
+            dev.power_cut()  # a MicroPython counter: SIGKILL of its process
             self._fired("power_cut", action.at_ms, dev=dev.counter.device_id)
 
-    def _do_power_on(self, action: Action, dev: VirtualDevice) -> None:
-        if dev.agent is None:
+    def _do_power_on(self, action: Action, dev: Device) -> None:
+        if not dev.state["on"]:
             dev.boot(action.at_ms)  # a new boot epoch; the outbox kept everything unacknowledged
 
-    def _do_clock_skew(self, action: Action, dev: VirtualDevice) -> None:
+    def _skipped(self, action: Action, dev: FirmwareDevice, name: str, reason: str) -> None:
+        log.warning("%s: %s skipped: %s", dev.counter.device_id, name, reason)
+        self._record({"k": "skipped", "fault": name, "dev": dev.counter.device_id, "at": action.at_ms,
+                      "reason": reason})
+
+    def _do_clock_skew(self, action: Action, dev: Device) -> None:
+        if isinstance(dev, FirmwareDevice):
+            # The world does not pick MicroPython counters for this (world.py _pick); only a scenario with
+            # no other candidate gets here.
+            self._skipped(action, dev, "clock_skew", "the firmware takes its time from NTP; it has no offset to set")
+            return
         dev.clock.offset_ms = action.args["offset_ms"]
         dev.state["skew"] = action.args["skew"]
         self._fired("clock_skew", action.at_ms, dev=dev.counter.device_id, skew=action.args["skew"])
 
-    def _do_lose_sync(self, action: Action, dev: VirtualDevice) -> None:
+    def _do_lose_sync(self, action: Action, dev: Device) -> None:
+        if isinstance(dev, FirmwareDevice):
+            self._skipped(action, dev, "unsynced_clock", "the firmware keeps its NTP offset once it has one")
+            return
         dev.clock.synced = False
         self._fired("unsynced_clock", action.at_ms, dev=dev.counter.device_id)
 
@@ -312,7 +411,7 @@ class Host:
         assert dev.kiosk is not None
         dev.kiosk.repair_camera()
 
-    def _do_fault(self, action: Action, dev: VirtualDevice) -> None:
+    def _do_fault(self, action: Action, dev: Device) -> None:
         self._fired(action.args["name"], action.at_ms, dev=dev.counter.device_id)
 
     # --- forged, repeated and broken messages (someone on the network) --------------------------
@@ -350,34 +449,34 @@ class Host:
 
         self._inject(dev_id, payload, then, "hb" if name == "replay" else "evt")
 
-    def _duplicate(self, name: str, action: Action, dev: VirtualDevice, payload: bytes, **detail: Any) -> None:
+    def _duplicate(self, name: str, action: Action, dev: Device, payload: bytes, **detail: Any) -> None:
         def then() -> None:
             self._record({"k": "dup", "dev": dev.counter.device_id, "sha": hashlib.sha256(payload).hexdigest()})
             self._fired(name, action.at_ms, dev=dev.counter.device_id, **detail)
 
         self._inject(dev.counter.device_id, payload, then)
 
-    def _do_duplicate_send(self, action: Action, dev: VirtualDevice) -> None:
+    def _do_duplicate_send(self, action: Action, dev: Device) -> None:
         if dev.sent:
             self._duplicate("duplicate_send", action, dev, dev.sent[-1])
 
-    def _do_forged_signature(self, action: Action, dev: VirtualDevice) -> None:
+    def _do_forged_signature(self, action: Action, dev: Device) -> None:
         payload = codec.encode_event(secrets.token_bytes(32), dev=dev.counter.device_id, ep=1,
                                      seq=10**9 + secrets.randbelow(10**6), up=1000, ts=action.at_ms, typ="rating",
                                      body=codec.rating_body(1, self.cfg.levels))
         self._rejected("forged_signature", action, dev.counter.device_id, payload, "bad_signature")
 
-    def _do_malformed_payload(self, action: Action, dev: VirtualDevice) -> None:
+    def _do_malformed_payload(self, action: Action, dev: Device) -> None:
         payload = b'{"v":1,"dev":"' + dev.counter.device_id.encode() + b'","ep":' + secrets.token_hex(6).encode()
         self._rejected("malformed_payload", action, dev.counter.device_id, payload, "malformed")
 
-    def _do_unknown_device(self, action: Action, dev: VirtualDevice) -> None:
+    def _do_unknown_device(self, action: Action, dev: Device) -> None:
         ghost = action.args["ghost"]
         payload = codec.encode_event(secrets.token_bytes(32), dev=ghost, ep=1, seq=1 + secrets.randbelow(10**6),
                                      up=5000, ts=action.at_ms, typ="rating", body=codec.rating_body(4, self.cfg.levels))
         self._rejected("unknown_device", action, ghost, payload, "unknown_device")
 
-    def _do_replay(self, action: Action, dev: VirtualDevice) -> None:
+    def _do_replay(self, action: Action, dev: Device) -> None:
         if action.args["what"] == "event":
             # An old event's bytes, captured and sent again much later: a duplicate, stored once.
             if len(dev.sent) > 1:
@@ -393,16 +492,20 @@ class Host:
         if self.cameras is not None:
             self.cameras.stop()
         for dev in self.devices.values():
-            if dev.kiosk is not None:
-                dev.kiosk.detach()
-                for doc in dev.kiosk.records():
-                    self._record(doc)
-            if dev.agent is not None:
-                dev.agent.stop()
+            try:
+                if isinstance(dev, VirtualDevice) and dev.kiosk is not None:
+                    dev.kiosk.detach()
+                    for doc in dev.kiosk.records():  # each clip's hash, from the file the kiosk wrote
+                        self._record(doc)
+                dev.stop()
+            except Exception:
+                log.exception("%s: stopping failed", dev.counter.device_id)
         self.raw.loop_stop()
         self.raw.disconnect()
         if self.net is not None:
             self.net.close()
+        if self.sntp is not None:
+            self.sntp.close()
         self.truth.close()
 
 

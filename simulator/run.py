@@ -27,6 +27,7 @@ from motcua.localbroker import Mosquitto, free_port
 from server.db.engine import make_engine, upgrade
 from server.db.models import EVENTS
 from simulator.clock import SimClock, build_clock
+from simulator.firmware import build_firmware
 from simulator.fleet import STATUS_FIELDS, HostConfig, host_main
 from simulator.provision import Provisioned, provision, require_empty
 from simulator.queue_system import QueueSystem
@@ -155,7 +156,8 @@ class Simulation:
         from server.settings import Settings
 
         workers = self.sc.ingest.workers if not url.startswith("sqlite") else 1  # SQLite has one writer
-        kwargs = server_settings(database_url=url, broker_url=self.broker_url, clock=clock, workers=workers)
+        kwargs = server_settings(database_url=url, broker_url=self.broker_url, clock=clock, workers=workers,
+                                 scenario=self.sc)
         kwargs["api"]["port"] = free_port()
         kwargs["data_dir"] = str(self.opts.out / "server")  # the run's clip store, which verify reads
         self.server_kwargs = kwargs
@@ -170,6 +172,8 @@ class Simulation:
         state = _state_dir(self.opts)
         self.state_dir = state
         d = self.sc.devices
+        # Built once here, not in each host: the hosts copy it into every counter's flash directory.
+        build = build_firmware() if any(c.firmware for c in self.world.counters.values()) else None
         for i in range(d.hosts):
             counters = [c for c in self.world.counters.values() if c.host == i]
             cfg = HostConfig(index=i, clock=clock, broker=(host, port), counters=counters,
@@ -179,7 +183,8 @@ class Simulation:
                              # On the device's clock: at the fastest compression (nights), so re-sends never
                              # come faster than every resend_after_s of real time.
                              resend_after_s=d.resend_after_s * clock.max_factor, tick_s=d.tick_s,
-                             verifiers=made.verifiers, api_url=self.http.url, kiosk=self.sc.kiosk)
+                             verifiers=made.verifiers, api_url=self.http.url, kiosk=self.sc.kiosk,
+                             firmware_build=build, office_factor=self.sc.scenario.compression)
             status = self.ctx.Array("d", len(STATUS_FIELDS), lock=False)
             proc = self.ctx.Process(target=host_main, args=(cfg, self.stop_evt, self.shutdown_evt, status),
                                     name=f"sim-host-{i}")

@@ -13,10 +13,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from simulator.clock import NIGHT_SPEEDUP
+
 _STRICT = ConfigDict(extra="forbid", frozen=True)
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Range = tuple[float, float]
 BUILTIN_DIR = "scenarios"
+# MicroPython counters' firmware runs on the simulated clock (docs/simulator.md "Time"); its CONNACK timeout
+# (5 s, mqtt.py) is then 5 s / (compression x NIGHT_SPEEDUP) of real time at night: 2 ms here.
+MAX_FIRMWARE_COMPRESSION = 500.0
 
 
 class ScenarioError(ValueError):
@@ -98,6 +103,8 @@ class Devices(BaseModel):
     resend_after_s: float = Field(3.0, ge=0.5, le=60.0, description="Real seconds before an unacked event is "
                                                                    "sent again")
     tick_s: float = Field(1.0, ge=0.05, le=5.0, description="Idle tick of each device link, real seconds")
+    micropython: int = Field(0, ge=0, le=50, description="Button-box counters that run the real firmware as "
+                                                         "MicroPython processes (simulator/firmware.py)")
 
 
 class Kiosk(BaseModel):
@@ -200,6 +207,19 @@ class Scenario(BaseModel):
         if self.faults.camera_failure.enabled and not (self.kiosk.camera and self.devices.kiosk_share > 0):
             raise ValueError("faults.camera_failure needs kiosks with cameras: set devices.kiosk_share > 0 and "
                              "kiosk.camera = true, or disable the fault")
+        return self
+
+    @model_validator(mode="after")
+    def _firmware_fits(self) -> Scenario:
+        n = self.devices.micropython
+        if n > self.counters:
+            raise ValueError(f"devices.micropython ({n}) is more than the office's {self.counters} counters")
+        if n and self.scenario.compression > MAX_FIRMWARE_COMPRESSION:
+            raise ValueError(
+                f"devices.micropython needs scenario.compression <= {MAX_FIRMWARE_COMPRESSION:g}, not "
+                f"{self.scenario.compression:g}: the firmware's fixed timeouts (5 s for the broker's CONNACK) run "
+                f"on the simulated clock, and at night ({NIGHT_SPEEDUP:g}x faster) they would shrink below what a "
+                "loaded machine answers in; lower the compression or set micropython = 0")
         return self
 
     @property

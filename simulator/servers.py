@@ -16,6 +16,8 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from simulator.clock import SimClock
+from simulator.firmware import device_heartbeat_s
+from simulator.scenario import Scenario
 
 log = logging.getLogger("motcua.simulator")
 
@@ -25,12 +27,22 @@ log = logging.getLogger("motcua.simulator")
 DELAY_TOLERANCE_REAL_S = 5.0
 
 
-def server_settings(*, database_url: str, broker_url: str, clock: SimClock, workers: int) -> dict[str, Any]:
+def server_settings(*, database_url: str, broker_url: str, clock: SimClock, workers: int,
+                    scenario: Scenario | None = None) -> dict[str, Any]:
     """Settings (as keyword arguments) for every server process of the run."""
     import secrets
 
     gap = max(60_000, int(DELAY_TOLERANCE_REAL_S * 1000 * clock.max_factor))
-    return {
+    extra: dict[str, Any] = {}
+    if scenario is not None and scenario.devices.micropython:
+        # The firmware follows the server's signed config (protocol §5): its heartbeat period, on the
+        # box's simulated clock, for one every heartbeat_s real seconds in office hours as the CPython
+        # devices beat; and the scenario's scale, which sets how many buttons the box takes.
+        levels = scenario.scenario.levels
+        extra["devices"] = {"heartbeat_s": device_heartbeat_s(scenario.devices.heartbeat_s,
+                                                              scenario.scenario.compression),
+                            "scale_labels": [f"Mức {i}" for i in range(1, levels + 1)]}
+    return {**extra,
         "mode": "production", "secret_key": secrets.token_urlsafe(32), "database_url": database_url,
         "mqtt": {"url": broker_url, "protocol": 5, "client_id": "sim-ingest",
                  "shared_group": "sim-ingest" if workers > 1 else None},

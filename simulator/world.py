@@ -50,6 +50,7 @@ class Counter:
     synced: bool
     host: int = 0
     proxied: bool = False  # connects through the host's fault proxy (it has network drops)
+    firmware: bool = False  # a button box running the real firmware in MicroPython (simulator/firmware.py)
 
 
 @dataclass(order=True)
@@ -119,6 +120,7 @@ class Builder:
 
     def build(self) -> World:
         self._population()
+        self._firmware()
         days = [self.start + timedelta(days=d) for d in range(self.sc.scenario.days)]
         workdays = [d for d in days if d.weekday() in self.sc.office.workdays] or days[:1]
         for day in workdays:
@@ -151,6 +153,20 @@ class Builder:
                 self.counters[code] = Counter(
                     code, unit, f"Quầy {svc.name} {c}", svc.code, kind, f"sim-{unit.lower()}-q{c:02d}",
                     synced=self.rng.random() >= sc.devices.unsynced_share, host=len(self.counters) % hosts)
+
+    def _firmware(self) -> None:
+        """The button boxes that run the real firmware: drawn from their own stream of the seed, so that the
+        world is the one the same scenario has without them, but for the clock faults they are spared."""
+        n = self.sc.devices.micropython
+        if not n:
+            return
+        boxes = [c for c in self.counters.values() if c.kind == "button"]
+        if len(boxes) < n:
+            raise ScenarioError(f"devices.micropython = {n}, but only {len(boxes)} of the {len(self.counters)} "
+                                "counters are button boxes (the others drew a kiosk: devices.kiosk_share): "
+                                "lower micropython or kiosk_share")
+        for c in random.Random(f"{self.sc.scenario.seed}:micropython").sample(boxes, n):
+            c.firmware = True
 
     def _day(self, day: date) -> None:
         """Sessions of one working day: each counter keeps one official for the day (rotating by day)."""
@@ -240,9 +256,12 @@ class Builder:
         start, end = self.shifts[self.rng.randrange(len(self.shifts))]
         return local_ms(day, self.rng.randrange(start + 10, end - 10))
 
-    def _pick(self, *, kinds: tuple[str, ...] = ("button", "kiosk"), calm: bool = False) -> Counter:
-        """A device for a fault; `calm` ones have no clock trouble or power cut (faults that combine badly)."""
-        pool = [c for c in self.counters.values() if c.kind in kinds and
+    def _pick(self, *, kinds: tuple[str, ...] = ("button", "kiosk"), calm: bool = False,
+              firmware: bool = True) -> Counter:
+        """A device for a fault; `calm` ones have no clock trouble or power cut (faults that combine badly);
+        `firmware=False` leaves out MicroPython counters (their clock comes from NTP: it cannot be skewed or
+        lost on command, docs/simulator.md "Faults")."""
+        pool = [c for c in self.counters.values() if c.kind in kinds and (firmware or not c.firmware) and
                 (not calm or (c.code not in self.skewed and c.code not in self.off and c.synced))]
         return self.rng.choice(pool or list(self.counters.values()))
 
@@ -266,14 +285,14 @@ class Builder:
         self.add(end, "power_on", counter.code)
 
     def _clock_skew(self, i: int, fault: Any, workdays: list[date]) -> None:
-        counter = self._pick(kinds=("button",), calm=True)
+        counter = self._pick(kinds=("button",), calm=True, firmware=False)
         kind = SKEWS[i % len(SKEWS)]
         at = self._office_time(workdays)
         self.skewed[counter.code] = (at, kind)
         self.add(at, "clock_skew", counter.code, offset_ms=SKEW_MS[kind], skew=kind)
 
     def _unsynced_clock(self, i: int, fault: Any, workdays: list[date]) -> None:
-        counter = self._pick(calm=True)
+        counter = self._pick(calm=True, firmware=False)
         counter.synced = True  # it had a clock until now
         self.add(self._office_time(workdays), "lose_sync", counter.code)
         self.skewed[counter.code] = (0, "unsynced")

@@ -13,12 +13,47 @@
 #   status              print the firmware's status line
 #   mem                 print the interpreter's heap and interned-name report
 #   quit                clean shutdown (retained offline status, MQTT DISCONNECT)
+#
+# Options after main.py (the simulator's device hosts use them; a test run passes none):
+#   --clock FILE   the firmware's time follows a simulated clock instead of the machine's (below)
+#   --payloads     every "evt" line also carries the signed payload the firmware will send for it
 import json
 import select
 import sys
 import time
 
 from micropython import const
+
+
+def _option(name, value=True):
+    argv = sys.argv
+    for i in range(len(argv)):
+        if argv[i] == name:
+            return argv[i + 1] if value else True
+    return None
+
+
+def _real_ms(ms):
+    return ms  # the machine's clock: a sleep of ms is ms
+
+
+_clock = _option("--clock")
+if _clock:
+    import simtime  # the desk's simulated clock; not loaded (no heap) without --clock
+
+    with open(_clock) as f:
+        _sim = simtime.SimTime(time, json.load(f))
+    # Modules imported before this one (start.py) hold the machine's time: point them at the
+    # simulated one too, so that every tick the firmware compares comes from one clock. (This
+    # module may be among them, and its `time` changes in the loop: compare with a copy.)
+    _m, _machine = None, time
+    for _m in list(sys.modules.values()):
+        if getattr(_m, "time", None) is _machine:
+            _m.time = _sim
+    sys.modules["time"] = time = _sim
+    _real_ms = _sim.real_ms
+    del _m, _machine, _sim, f
+del _clock
 
 # Commands are interpreted by desk.py, loaded for the line and dropped afterwards, as a board at a
 # counter has no such code.
@@ -43,6 +78,7 @@ class Board:
         self._wdt_ms = 0
         self._wdt_last = None
         self.wdt_max_gap = 0
+        self._payloads = _option("--payloads", False)
         self.line = bytearray()  # the command line being read; None once stdin is closed
         self.poller = select.poll()
         self.poller.register(sys.stdin, select.POLLIN)
@@ -52,10 +88,22 @@ class Board:
     def emit(self, event, **fields):
         """One machine-readable line for the test harness (streamed: no copy of the line in RAM)."""
         fields["t"] = event
+        if event == "evt" and self._payloads:
+            self._payload(fields)
         out = sys.stdout
         out.write("@")
         json.dump(fields, out)
         out.write("\n")
+
+    def _payload(self, fields):
+        # The record the App has just appended is still in the outbox's buffer; App.encode makes the
+        # same bytes from it that every (re-)send of this event carries (the encoding is
+        # deterministic). Host only: the simulator's ground truth needs the exact bytes.
+        import outbox
+
+        rec = outbox.unpack(self.app.outbox.buf)
+        if rec is not None and rec[4] == fields["ep"] and rec[5] == fields["seq"]:
+            fields["payload"] = self.app.encode(rec).decode()
 
     # ---- buttons, LED, buzzer ----
 
@@ -89,19 +137,30 @@ class Board:
 
     def poll(self, now):
         """Deliver due pin changes and timer expiry, run due burst presses, read commands."""
-        if self._events:
-            due = [e for e in self._events if time.ticks_diff(now, e[0]) >= 0]
-            for e in due:
-                self._events.remove(e)
-                if e[2] == _FINGER:
-                    self._down_at[e[1]] = e[0]
-                else:
-                    self.edge(e[1], e[2], now)
-        if self._timer_at is not None and time.ticks_diff(now, self._timer_at) >= 0:
-            self._timer_at = None
-            wait = self.buttons.settle(now, self._pressed)
-            if wait >= 0:
-                self._timer_at = time.ticks_add(now, wait)
+        # What the pin interrupts and the one-shot timer of a board would have done since the last
+        # pass, one at a time in the order they happened and each at its own tick: the timer reads
+        # the pins as they were when it fired, not as they are now. A pass may come late (a slow
+        # machine, or a simulated clock that runs fast); a press still lasts as long as it was held.
+        ev = self._events
+        while True:
+            first = None
+            for e in ev:
+                if time.ticks_diff(now, e[0]) >= 0 and (first is None or time.ticks_diff(e[0], first[0]) < 0):
+                    first = e
+            t = self._timer_at
+            if t is not None and time.ticks_diff(now, t) >= 0 and (first is None or time.ticks_diff(t, first[0]) < 0):
+                self._timer_at = None
+                wait = self.buttons.settle(t, self._pressed)
+                if wait >= 0:
+                    self._timer_at = time.ticks_add(t, wait)
+                continue
+            if first is None:
+                break
+            ev.remove(first)
+            if first[2] == _FINGER:
+                self._down_at[first[1]] = first[0]
+            else:
+                self.edge(first[1], first[2], first[0])
         bu = self._burst
         if bu and time.ticks_diff(now, bu[2]) >= 0:
             b = self.buttons
@@ -146,7 +205,7 @@ class Board:
         if self._burst:
             ms = min(ms, max(0, time.ticks_diff(self._burst[2], now)))
         if ms > 0 and self.line is not None:
-            for _ in self.poller.ipoll(ms):
+            for _ in self.poller.ipoll(_real_ms(ms)):
                 break
         elif ms > 0:
             time.sleep_ms(ms)
