@@ -63,6 +63,15 @@ class HostConfig:
     office_factor: float = 1.0  # the scenario's compression (office hours)
 
 
+@dataclass
+class _Injection:
+    topic: str
+    payload: bytes
+    then: Callable[[], None]  # records the truth once the broker has the message
+    give_up: float  # time.monotonic()
+    info: mqtt.MQTTMessageInfo | None = None  # None: not published yet (no connection)
+
+
 class VirtualDevice:
     def __init__(self, counter: Counter, secret_hex: str, cfg: HostConfig, port: int) -> None:
         self.counter = counter
@@ -157,7 +166,7 @@ class Host:
         self.faults = 0
         self._hb_topics: dict[str, Device] = {}
         self._pending, self._pending_at = 0, 0.0
-        self._injected: list[tuple[mqtt.MQTTMessageInfo, Callable[[], None], float]] = []
+        self._injected: list[_Injection] = []
         self.cameras: Any = None  # renders the post-roll of kiosk clips (simulator/evidence.py)
 
     # --- set-up ------------------------------------------------------------------------------
@@ -420,22 +429,32 @@ class Host:
         """Publish as someone on the network would, without holding up the timeline: `then` records the
         truth once the broker has taken the message (its PUBACK). Waiting here instead stalled every
         device of the host for 20 s per injection while the raw client reconnected after a broker restart."""
-        info = self.raw.publish(f"motcua/v1/dev/{dev_id}/{kind}", payload, qos=1)  # queued while disconnected
-        self._injected.append((info, then, time.monotonic() + INJECT_CONFIRM_S))
+        self._injected.append(_Injection(f"motcua/v1/dev/{dev_id}/{kind}", payload, then,
+                                         time.monotonic() + INJECT_CONFIRM_S))
+        self.settle_injections()
 
     def settle_injections(self, *, wait_s: float = 0.0) -> int:
-        """Record the injections the broker has taken; give up on those older than INJECT_CONFIRM_S (never
-        recorded: verify counts them as unrecorded rejections). Returns how many are still waiting."""
+        """Publish what waits for a connection, record what the broker has taken, give up on what is older
+        than INJECT_CONFIRM_S (never recorded: verify counts it as an unrecorded rejection). Returns how
+        many are still waiting."""
         deadline = time.monotonic() + wait_s
         while True:
             waiting = []
-            for info, then, give_up in self._injected:
-                if info.is_published():
-                    then()
-                elif time.monotonic() < give_up:
-                    waiting.append((info, then, give_up))
+            for inj in self._injected:
+                if inj.info is None and self.raw.is_connected():
+                    info = self.raw.publish(inj.topic, inj.payload, qos=1)
+                    inj.info = info if info.rc == mqtt.MQTT_ERR_SUCCESS else None
+                try:
+                    taken = inj.info is not None and inj.info.is_published()
+                except (RuntimeError, ValueError):  # the connection went before the broker took it
+                    inj.info, taken = None, False
+                if taken:
+                    inj.then()
+                elif time.monotonic() < inj.give_up:
+                    waiting.append(inj)
                 else:
-                    log.warning("host %d: an injected message was never taken by the broker", self.cfg.index)
+                    log.warning("host %d: an injected message on %s was never taken by the broker", self.cfg.index,
+                                inj.topic)
             self._injected = waiting
             if not waiting or time.monotonic() >= deadline:
                 return len(waiting)
