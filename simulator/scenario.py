@@ -22,6 +22,10 @@ BUILTIN_DIR = "scenarios"
 # MicroPython counters' firmware runs on the simulated clock (docs/simulator.md "Time"); its CONNACK timeout
 # (5 s, mqtt.py) is then 5 s / (compression x NIGHT_SPEEDUP) of real time at night: 2 ms here.
 MAX_FIRMWARE_COMPRESSION = 500.0
+# paho's network loop uses select(), which cannot watch a file descriptor numbered 1024 or above. A
+# virtual device holds about six (its socket and wake-up pair, the outbox's SQLite files): 250 in one
+# process left 80 of them reconnecting forever without a word. 150 keeps every descriptor below 1024.
+MAX_DEVICES_PER_HOST = 150
 
 
 class ScenarioError(ValueError):
@@ -207,6 +211,16 @@ class Scenario(BaseModel):
         if self.faults.camera_failure.enabled and not (self.kiosk.camera and self.devices.kiosk_share > 0):
             raise ValueError("faults.camera_failure needs kiosks with cameras: set devices.kiosk_share > 0 and "
                              "kiosk.camera = true, or disable the fault")
+        return self
+
+    @model_validator(mode="after")
+    def _hosts_fit(self) -> Scenario:
+        per_host = -(-self.counters // self.devices.hosts)
+        if per_host > MAX_DEVICES_PER_HOST:
+            need = -(-self.counters // MAX_DEVICES_PER_HOST)
+            raise ValueError(f"devices.hosts = {self.devices.hosts} puts {per_host} devices in one process; at most "
+                             f"{MAX_DEVICES_PER_HOST} fit (paho's select() cannot watch more sockets): set "
+                             f"devices.hosts >= {need}")
         return self
 
     @model_validator(mode="after")

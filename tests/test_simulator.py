@@ -45,6 +45,8 @@ def test_the_four_shipped_scenarios_load_and_province_month_has_500_counters() -
     ({"faults": {"network_drop": {"minutes": [90, 10]}}}, "faults.network_drop.minutes"),
     ({"citizens": {"per_counter_hour": {"25": 3}}}, "keys are hours"),
     ({"scenario": {"name": "Bad Name"}}, "scenario.name"),
+    ({"office": {"units": 100, "counters_per_unit": 4, "officials_per_unit": 4}, "devices": {"hosts": 2}},
+     "at most 150 fit (paho's select() cannot watch more sockets): set devices.hosts >= 3"),
 ])
 def test_a_bad_scenario_names_the_file_the_key_and_the_fix(patch: dict[str, Any], expected: str) -> None:
     data = _chaos_data()
