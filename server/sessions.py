@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from server.audit import record
-from server.db.models import COUNTERS, DEVICES, EVENTS, OFFICIALS, SESSIONS, TimeSource
+from server.db.models import COUNTERS, EVENTS, OFFICIALS, SESSIONS, TimeSource
 from server.ingest.attribution import settle
 
 MAX_FUTURE = timedelta(minutes=1)  # clocks of queue systems differ a little; the future is refused
@@ -100,8 +100,7 @@ def _lock(conn: Connection, counter_id: int, official_id: int | None) -> tuple[A
 
 def _touch_counter(conn: Connection, counter_id: int, since: datetime, actor: str, why: str) -> None:
     """New config for the counter's devices; attribute the counter's timed events since `since` again."""
-    conn.execute(update(DEVICES).where(DEVICES.c.counter_id == counter_id)
-                 .values(config_rev=DEVICES.c.config_rev + 1))
+    conn.execute(update(COUNTERS).where(COUNTERS.c.id == counter_id).values(config_rev=COUNTERS.c.config_rev + 1))
     ids = list(conn.scalars(select(EVENTS.c.id).where(
         EVENTS.c.counter_id == counter_id, EVENTS.c.event_time >= since,
         EVENTS.c.time_source.in_([TimeSource.ANCHOR, TimeSource.DEVICE, TimeSource.MANUAL]),

@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 
 from server import registry
 from server.api.app import create_app
-from server.db.models import AUDIT, DEVICES, EVENTS
+from server.db.models import AUDIT, COUNTERS, DEVICES, EVENTS
 from server.db.types import to_ms
 from server.ingest.messages import Incoming
 from server.ingest.pipeline import Pipeline
@@ -70,8 +70,9 @@ def test_sign_in_out_lifecycle(client: TestClient, engine: Engine, office: Offic
     again = client.post("/api/v1/counters/PX-Q1/sign-in", json={"official": "PX-CB001"}, headers=queue)
     assert again.json()["id"] == res.json()["id"]  # idempotent
     with engine.connect() as conn:
-        assert conn.execute(select(DEVICES.c.config_rev).where(DEVICES.c.counter_id == office.counters[0])
-                            ).scalar() == 2  # the device will be told who serves
+        rev = (select(DEVICES.c.config_rev + COUNTERS.c.config_rev)
+               .join(COUNTERS, COUNTERS.c.id == DEVICES.c.counter_id).where(DEVICES.c.counter_id == office.counters[0]))
+        assert conn.execute(rev).scalar() == 2  # the device will be told who serves
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert_error(client.post("/api/v1/counters/PX-Q2/sign-in", json={"official": "PX-CB002", "at": future},
                              headers=queue), 422, "invalid")

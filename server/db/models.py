@@ -96,6 +96,10 @@ class Counter(Base):
     name: Mapped[str] = mapped_column(String(200))
     service_type: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Bumped when who serves here changes; a device's config revision is its own config_rev plus this.
+    # On the counter row, which a sign-in holds locked anyway: bumping the devices' rows instead made
+    # every sign-in wait for the ingest batch that held those rows (heartbeats), a lock convoy.
+    config_rev: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Official(Base):

@@ -1,8 +1,8 @@
 """Keeps every device's retained config (docs/protocol.md §5) in step with the database.
 
-The API and the CLI only bump `devices.config_rev` in their own transaction; this publisher notices
-and publishes. So a sign-in is shown on the counter's device even if it was made while the broker
-was down, and no code path has to remember to publish.
+The API and the CLI only bump `devices.config_rev` (or, for who serves, `counters.config_rev`) in
+their own transaction; this publisher notices and publishes. So a sign-in is shown on the counter's
+device even if it was made while the broker was down, and no code path has to remember to publish.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ class ConfigPublisher:
 
     def _load(self, *, everything: bool, after: str) -> list[dict[str, Any]]:
         d, c, s, o = DEVICES, COUNTERS, SESSIONS, OFFICIALS
-        q = (select(d.c.id, d.c.secret_hex, d.c.status, d.c.config_rev, d.c.epoch_floor, c.c.code.label("counter_code"),
+        rev = (d.c.config_rev + c.c.config_rev).label("config_rev")  # the device's own changes and its counter's
+        q = (select(d.c.id, d.c.secret_hex, d.c.status, rev, d.c.epoch_floor, c.c.code.label("counter_code"),
                     c.c.name.label("counter_name"), o.c.code.label("official_code"), o.c.full_name, o.c.post,
                     o.c.photo_url)
              .join(c, c.c.id == d.c.counter_id)
@@ -81,7 +82,7 @@ class ConfigPublisher:
              .outerjoin(o, o.c.id == s.c.official_id)
              .where(d.c.id > after).order_by(d.c.id).limit(CHUNK))
         if not everything:
-            q = q.where(d.c.config_rev > d.c.config_published_rev)
+            q = q.where(d.c.config_rev + c.c.config_rev > d.c.config_published_rev)
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(q)]
 

@@ -91,13 +91,16 @@ def _topic_device(topic: str) -> str | None:
 
 
 def load_devices(conn: Connection, ids: set[str]) -> dict[str, _DeviceRow]:
-    """The batch's devices, row-locked in id order so concurrent workers serialise per device."""
+    """The batch's devices, row-locked in id order so concurrent workers serialise per device.
+
+    FOR NO KEY UPDATE: what a batch changes here is never a key, so inserts that only reference a
+    device (clips, quarantine) need not wait for the batch to commit."""
     if not ids:
         return {}
     q = (select(DEVICES.c.id, DEVICES.c.secret_hex, DEVICES.c.status, DEVICES.c.counter_id,
                 DEVICES.c.last_hb_epoch, DEVICES.c.last_hb_up, DEVICES.c.max_epoch)
          .where(any_of(conn, DEVICES.c.id, sorted(ids), "varchar")).order_by(DEVICES.c.id))
-    rows = conn.execute(q.with_for_update())
+    rows = conn.execute(q.with_for_update(key_share=True))
     out = {}
     for r in rows:
         info = DeviceInfo(r.id, bytes.fromhex(r.secret_hex), r.status == DeviceStatus.ACTIVE, r.counter_id)
