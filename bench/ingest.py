@@ -1,7 +1,7 @@
 """bench/ingest: how fast signed events become durable, against what the broker can hand out.
 
-    python -m bench.ingest [--events 30000] [--devices 200] [--workers 1 2] [--repeat 3] [--rate 500]
-                           [--seconds 20] [--json]
+    python -m bench.ingest [--events 30000] [--devices 200] [--workers 1 2] [--repeat 3]
+                           [--rates 100 500 1000 2000 4000] [--seconds 15] [--json]
 
 One private Mosquitto, one scratch PostgreSQL database, the publisher in its own process. Throughput
 is measured as a drain, so that the publisher's speed (one paho thread on the same two cores) does
@@ -13,8 +13,11 @@ its last (raw) or from its first commit to its last (ingest). For each worker co
   ingest:  `motcua ingest --workers W`: verify, de-duplicate, time, attribute, commit, ack.
 Raw and ingest drains alternate, --repeat times each, and medians are reported: this machine's speed
 drifts by up to 2x over minutes, and alternating keeps that drift from favouring either side.
-Then latency: events published live at a fixed rate to one ingest worker; press-to-ack time (the ack
-leaves only after the commit, so this bounds press-to-commit from above), in percentiles.
+Then latency at each of several fixed offered rates: events published live to one ingest worker;
+press-to-ack time (the ack leaves only after the commit, so this bounds press-to-commit from above),
+in percentiles over every event sent (one never acked counts as slower than any). Baseline, at the
+same rate in the same run, alternating with ingest: the same events through a bare paho echo on the
+same broker (publish, one subscriber sends it straight back), the round trip with no work done.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from sqlalchemy import func, select
 
+from bench.publisher import ECHO_PREFIX, RAW_PREFIX
 from motcua.localbroker import Mosquitto, free_port
 from server import registry, sessions
 from server.db.engine import make_engine, upgrade
@@ -51,6 +55,7 @@ from server.db.scratch import reachable, scratch_database
 PG_URL = os.environ.get("MOTCUA_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 RECEIVE_MAXIMUM = 4000  # the window ingest asks for (settings.mqtt.receive_maximum)
 SETTLE_S = 3.0  # for sessions to subscribe before they are sent away
+DRAIN_WAIT_S = 120.0  # between offered rates: how long ingest may take to catch up before the next
 
 
 def log(msg: str) -> None:
@@ -81,13 +86,14 @@ def setup_office(db_url: str, devices: int, workdir: Path) -> Path:
     return path
 
 
-def publish(port: int, keys: Path, n: int, epoch: int, workdir: Path, rate: float | None = None) -> dict[str, Any]:
+def publish(port: int, keys: Path, n: int, epoch: int, workdir: Path, rate: float | None = None,
+            raw: bool = False) -> dict[str, Any]:
     """Run bench.publisher in its own process and return what it measured."""
     out = workdir / f"pub-{epoch}.json"
     cmd = [sys.executable, "-m", "bench.publisher", "--port", str(port), "--keys", str(keys), "--n", str(n),
            "--epoch", str(epoch), "--out", str(out)]
     if rate:
-        cmd += ["--rate", str(rate), "--acks"]
+        cmd += ["--rate", str(rate), "--acks", *(["--raw"] if raw else [])]
     subprocess.run(cmd, check=True)
     return dict(json.loads(out.read_text()))
 
@@ -166,6 +172,25 @@ def raw_rate(port: int, keys: Path, workdir: Path, events: int, workers: int, ep
     return events / (max(s["last"] for s in states) - min(s["first"] for s in states if s["count"]))
 
 
+def _raw_echo(port: int, ready: Any, done: Any) -> None:
+    """A paho subscriber process that sends every baseline event straight back (QoS 0, as ingest's acks)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-raw-echo", protocol=mqtt.MQTTv5)
+
+    def on_message(c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        c.publish(ECHO_PREFIX + msg.topic[len(RAW_PREFIX):], msg.payload, qos=0)
+
+    client.on_message = on_message
+    client.on_subscribe = lambda *_: ready.set()
+    props = Properties(PacketTypes.CONNECT)
+    props.ReceiveMaximum = RECEIVE_MAXIMUM
+    client.connect("127.0.0.1", port, clean_start=True, properties=props)
+    client.loop_start()
+    client.subscribe(f"{RAW_PREFIX}#", qos=1)
+    done.wait()
+    client.loop_stop()
+    client.disconnect()
+
+
 # --- ingest -------------------------------------------------------------------------------------
 
 
@@ -238,24 +263,70 @@ def ingest_rate(db_url: str, broker: Mosquitto, keys: Path, workdir: Path, event
     return rate
 
 
-def latency(db_url: str, broker: Mosquitto, keys: Path, workdir: Path, rate: float, seconds: float,
-            epoch: int) -> dict[str, Any]:
-    proc = ingest_process(db_url, broker, 1, workdir, f"bench-ingest-{epoch}")
+def latency_curve(db_url: str, broker: Mosquitto, keys: Path, workdir: Path, rates: list[float], seconds: float,
+                  epoch: int) -> list[dict[str, Any]]:
+    """Press-to-ack through one ingest worker at each offered rate, each after the raw echo at that rate."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, done = ctx.Event(), ctx.Event()
+    echo = ctx.Process(target=_raw_echo, args=(broker.port, ready, done))
+    echo.start()
+    metrics = free_port()
+    proc = ingest_process(db_url, broker, 1, workdir, f"bench-latency-{epoch}", metrics_port=metrics)
+    curve, published = [], 0
     try:
-        time.sleep(SETTLE_S)
-        return publish(broker.port, keys, int(rate * seconds), epoch, workdir, rate=rate)
+        if not ready.wait(30):
+            raise SystemExit("bench: the raw echo subscriber did not subscribe within 30 s")
+        time.sleep(SETTLE_S)  # ingest connects and subscribes
+        for i, rate in enumerate(rates, 1):
+            n = max(1, int(rate * seconds))
+            _wait_caught_up(metrics, published, proc, workdir)
+            log(f"latency [{i}/{len(rates)}] {rate:g} events/s for {seconds:g} s: raw paho echo, then ingest")
+            raw = publish(broker.port, keys, n, epoch + 2 * i, workdir, rate=rate, raw=True)
+            ing = publish(broker.port, keys, n, epoch + 2 * i + 1, workdir, rate=rate)
+            published += n
+            curve.append(summarize(rate, ing, raw))
     finally:
         stop(proc)
+        done.set()
+        echo.join(10)
+    return curve
+
+
+def _wait_caught_up(metrics_port: int, published: int, proc: subprocess.Popen[bytes], workdir: Path) -> None:
+    """Each rate starts with no backlog left over from the one before."""
+    deadline = time.monotonic() + DRAIN_WAIT_S
+    while committed([metrics_port]) < published:
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise SystemExit(f"bench: ingest did not catch up within {DRAIN_WAIT_S:g} s; see {workdir / 'ingest.log'}")
+        time.sleep(0.1)
+
+
+def percentiles(paced: dict[str, Any]) -> dict[str, Any]:
+    """p50/p90/p99/max in ms over every event sent; None where that share was never acked in time."""
+    lat, n = paced["latencies"], paced["n"]
+    out: dict[str, Any] = {}
+    for q in (0.5, 0.9, 0.99):
+        i = min(n - 1, int(q * n))
+        out[f"p{int(q * 100)}_ms"] = round(lat[i] * 1000, 1) if i < len(lat) else None
+    out["max_ms"] = round(lat[-1] * 1000, 1) if lat and len(lat) == n else None
+    return out
+
+
+def summarize(rate: float, ing: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {"rate": rate, "achieved_rate": round(ing["achieved_rate"], 1), "sent": ing["n"],
+                           "acked": ing["acked"], "ack_wait_s": ing["ack_wait_s"], **percentiles(ing)}
+    row["raw"] = {"achieved_rate": round(raw["achieved_rate"], 1), "sent": raw["n"], "acked": raw["acked"],
+                  **percentiles(raw)}
+    both = row["p99_ms"] is not None and row["raw"]["p99_ms"]
+    row["p99_vs_raw"] = round(row["p99_ms"] / row["raw"]["p99_ms"], 1) if both else None
+    return row
 
 
 # --- report -------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float:
-    return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
-
-
-def measure(events: int, devices: int, workers: list[int], repeat: int, rate: float, seconds: float) -> dict[str, Any]:
+def measure(events: int, devices: int, workers: list[int], repeat: int, rates: list[float],
+            seconds: float) -> dict[str, Any]:
     why = reachable(PG_URL)
     if why:
         raise SystemExit(f"bench needs PostgreSQL: {why} (set MOTCUA_BENCH_PG_URL)")
@@ -285,24 +356,22 @@ def measure(events: int, devices: int, workers: list[int], repeat: int, rate: fl
                                           "ingest_events_per_s": round(ing), "ratio": round(ing / raw, 2),
                                           "raw_range": [round(min(raws)), round(max(raws))],
                                           "ingest_range": [round(min(ings)), round(max(ings))]})
-            epoch += 1
-            log(f"latency: {int(rate * seconds)} events live at {rate:g} events/s, one worker")
-            paced = latency(db_url, broker, keys, workdir, rate, seconds, epoch)
+            out["latency"] = latency_curve(db_url, broker, keys, workdir, rates, seconds, epoch + 1)
     finally:
         broker.kill()
-    lat = paced["latencies"]
-    out["latency"] = {"rate": rate, "achieved_rate": round(paced["achieved_rate"], 1),
-                      "acked": paced["acked"], "sent": paced["n"]} | {
-        f"p{int(q * 100)}_ms": round(percentile(lat, q) * 1000, 1) for q in (0.5, 0.9, 0.99)} | {
-        "max_ms": round(max(lat) * 1000, 1) if lat else None}
+    out["latency_seconds_per_rate"] = seconds
     return out
 
 
+FULL_RATES = [100.0, 500.0, 1000.0, 2000.0, 4000.0]  # from a quiet office to past one worker's drain rate
+QUICK_RATES = [100.0, 200.0, 400.0]
+
+
 def run(quick: bool = False) -> dict[str, Any]:
-    """The suite's entry (bench/suite.py): drains and paced latency, smaller with `quick`."""
+    """The suite's entry (bench/suite.py): drains and a latency curve, smaller with `quick`."""
     if quick:
-        return measure(3000, 50, [1], 1, 200.0, 5.0)
-    return measure(30_000, 200, [1, 2], 3, 500.0, 20.0)
+        return measure(3000, 50, [1], 1, QUICK_RATES, 2.0)
+    return measure(30_000, 200, [1, 2], 3, FULL_RATES, 15.0)
 
 
 def table(r: dict[str, Any]) -> str:
@@ -318,11 +387,20 @@ def table(r: dict[str, Any]) -> str:
         if one and t["workers"] > 1:
             lines.append(f"ingest --workers {t['workers']} / one raw subscriber: "
                          f"{t['ingest_events_per_s'] / one['raw_events_per_s']:.2f}")
-    lat = r["latency"]
-    lines += ["", f"press-to-ack at {lat['rate']:g} events/s (achieved {lat['achieved_rate']}), one worker: "
-                  f"p50 {lat['p50_ms']} ms, p90 {lat['p90_ms']} ms, p99 {lat['p99_ms']} ms, max {lat['max_ms']} ms, "
-                  f"acked {lat['acked']}/{lat['sent']}"]
+    lines += ["", f"press-to-ack, one worker, {r['latency_seconds_per_rate']:g} s per offered rate; baseline: "
+                  "the raw paho echo at the same rate (p50 / p99)",
+              "offered/s   achieved/s   p50 ms   p90 ms   p99 ms   max ms   acked          raw p50 / p99 ms   p99/raw"]
+    for lat in r["latency"]:
+        raw = lat["raw"]
+        lines.append(f"{lat['rate']:>9g}   {lat['achieved_rate']:>10}   {_ms(lat['p50_ms'])}   {_ms(lat['p90_ms'])}   "
+                     f"{_ms(lat['p99_ms'])}   {_ms(lat['max_ms'])}   {lat['acked']:>6}/{lat['sent']:<6}   "
+                     f"{_ms(raw['p50_ms'])} / {_ms(raw['p99_ms'])}   {lat['p99_vs_raw'] or '-':>7}")
     return "\n".join(lines)
+
+
+def _ms(v: float | None) -> str:
+    """A latency cell; None is a share of events not acked within the publisher's wait."""
+    return f"{v:>6}" if v is not None else f"{'lost':>6}"
 
 
 def main() -> None:
@@ -331,11 +409,11 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeat", type=int, default=3, help="alternating drains per configuration (median)")
-    ap.add_argument("--rate", type=float, default=500.0)
-    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--rates", type=float, nargs="+", default=FULL_RATES, help="offered loads, events/s")
+    ap.add_argument("--seconds", type=float, default=15.0, help="how long each offered rate is held")
     ap.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = ap.parse_args()
-    result = measure(args.events, args.devices, args.workers, args.repeat, args.rate, args.seconds)
+    result = measure(args.events, args.devices, args.workers, args.repeat, args.rates, args.seconds)
     print(json.dumps(result) if args.json else table(result))
 
 

@@ -1,18 +1,18 @@
-"""`motcua bench`: the benchmark suite (bench/suite.py) from the main command."""
+"""`motcua bench`: the benchmark suite (bench/suite.py) from the main command.
+
+The arguments go to the suite's own parser as they are (so `--write-docs` may take a path or none,
+and `motcua bench --help` shows the suite's help).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
+CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
-def bench(quick: Annotated[bool, typer.Option(help="Small runs, for a smoke test")] = False,
-          json_out: Annotated[bool, typer.Option("--json", help="JSON instead of the table")] = False,
-          only: Annotated[list[str] | None, typer.Option(help="Run only these (repeat): ingest, scoring, "
-                                                             "firmware, kiosk")] = None) -> None:
-    """Run the benchmarks and print one table (or --json)."""
+
+def bench(ctx: typer.Context) -> None:
+    """Run the benchmarks: one table, --json, --quick, --only NAME..., --write-docs [PATH] (see --help)."""
     from bench.suite import main
 
-    raise typer.Exit(main([*(["--quick"] if quick else []), *(["--json"] if json_out else []),
-                           *(["--only", *only] if only else [])]))
+    raise typer.Exit(main(ctx.args))

@@ -35,9 +35,10 @@ evaluation_cli.register(app)  # month, tasks, webhook (motcua/evaluation_cli.py)
 from motcua.simulate_cli import simulate_app  # noqa: E402 - its heavy imports happen inside its commands
 
 app.add_typer(simulate_app, name="simulate")
+from motcua.bench_cli import CONTEXT as _BENCH_CONTEXT  # noqa: E402
 from motcua.bench_cli import bench as _bench  # noqa: E402
 
-app.command("bench")(_bench)
+app.command("bench", context_settings=_BENCH_CONTEXT)(_bench)
 
 _state: dict[str, Any] = {"config": None}
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML settings file (else $MOTCUA_CONFIG)")]
