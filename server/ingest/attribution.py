@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
 from server.db.bulk import any_of
 from server.db.dialect import insert_for
@@ -142,14 +142,15 @@ def settle(conn: Connection, event_ids: Sequence[int], *, by: str, why: str) -> 
         return {"attributed": 0, "unattributed": 0, "moved": []}
     rows = conn.execute(
         select(EVENTS.c.id, EVENTS.c.counter_id, EVENTS.c.event_time, EVENTS.c.official_id, EVENTS.c.payload,
-               EVENTS.c.device_id, EVENTS.c.epoch, EVENTS.c.seq, EVENTS.c.received_at, EVENTS.c.typ)
+               EVENTS.c.device_id, EVENTS.c.epoch, EVENTS.c.seq, EVENTS.c.received_at, EVENTS.c.typ,
+               EVENTS.c.session_id, EVENTS.c.status)
         .where(EVENTS.c.id.in_(list(event_ids)))
     ).all()
     if not rows:
         return {"attributed": 0, "unattributed": 0, "moved": []}
     index = SessionIndex.load(conn, (r.counter_id for r in rows), min(r.event_time for r in rows),
                               max(r.event_time for r in rows))
-    attributed, waiting, moved = [], [], []
+    attributed, waiting, moved, changed = [], [], [], []
     for row in rows:
         span = index.at(row.counter_id, row.event_time)
         official = span.official_id if span else None
@@ -159,8 +160,14 @@ def settle(conn: Connection, event_ids: Sequence[int], *, by: str, why: str) -> 
             waiting.append(row)
             continue
         attributed.append(row.id)
-        conn.execute(update(EVENTS).where(EVENTS.c.id == row.id).values(
-            official_id=span.official_id, session_id=span.id, status=EventStatus.ACCEPTED))
+        if (row.official_id, row.session_id, row.status) != (span.official_id, span.id, EventStatus.ACCEPTED):
+            changed.append({"b_id": row.id, "b_official": span.official_id, "b_session": span.id})
+    if changed:
+        # One statement for all (a pipelined executemany), and only for the rows that change: a sign-in
+        # reported late re-settles every later event of its counter, and most of them stay as they were.
+        conn.execute(update(EVENTS).where(EVENTS.c.id == bindparam("b_id")).values(
+            official_id=bindparam("b_official"), session_id=bindparam("b_session"), status=EventStatus.ACCEPTED),
+            changed)
     resolve_open(conn, attributed, [Reason.UNATTRIBUTED], by=by, how=why)
     _to_unattributed(conn, waiting)
     sync_reviews(conn, event_ids=[r.id for r in rows if r.typ == "incident"], actor=by)  # flagged incidents follow
@@ -172,8 +179,11 @@ def _to_unattributed(conn: Connection, rows: Sequence[Any]) -> None:
     if not rows:
         return
     ids = [r.id for r in rows]
-    conn.execute(update(EVENTS).where(EVENTS.c.id.in_(ids)).values(
-        official_id=None, session_id=None, status=EventStatus.QUARANTINED))
+    changing = [r.id for r in rows if (r.official_id, r.session_id, r.status) != (None, None,
+                                                                                  EventStatus.QUARANTINED)]
+    if changing:
+        conn.execute(update(EVENTS).where(EVENTS.c.id.in_(changing)).values(
+            official_id=None, session_id=None, status=EventStatus.QUARANTINED))
     already = set(conn.scalars(select(QUARANTINE.c.event_id).where(
         QUARANTINE.c.event_id.in_(ids), QUARANTINE.c.reason == Reason.UNATTRIBUTED.value,
         QUARANTINE.c.resolved_at.is_(None))))
