@@ -1,8 +1,9 @@
 """The offices' queue systems (sign-ins at button-box counters, over the REST API) and the faults that
 hit the whole installation (broker and server restarts), played on the simulated clock.
 
-Sessions are reported with the time they happened (`at`), as a queue system that batches or retries
-does; lanes keep each unit's changes in order while units proceed in parallel.
+Sessions are reported with the time they happened (`at`), in batches (POST /api/v1/sessions/batch), as
+a queue system that batches or retries does; lanes keep each unit's changes in order while units
+proceed in parallel.
 """
 
 from __future__ import annotations
@@ -27,31 +28,41 @@ log = logging.getLogger("motcua.simulator")
 # waits mostly on PostgreSQL (locks, the commit's fsync), so lanes overlap well even on two cores.
 LANES = 8
 RETRIES = 5  # a 503 (database busy) or a connection refused during a restart is tried again
+BATCH_MAX = 200  # session changes per POST /api/v1/sessions/batch
 
 
 class Lane(threading.Thread):
+    """Plays its actions in order; what has come due by the time the previous call returned goes in one
+    batch, as a queue system reports a whole office's shift change at once."""
+
     def __init__(self, name: str, actions: list[Action], clock: SimClock, stop: threading.Event,
-                 perform: Callable[[Action], None]) -> None:
+                 perform: Callable[[list[Action]], None]) -> None:
         super().__init__(name=name, daemon=True)
         self.actions, self.clock, self.stop_event, self.perform = actions, clock, stop, perform
         self.done = 0
         self.lag_s = 0.0  # how late the last action was performed, in real seconds
 
     def run(self) -> None:
-        for action in self.actions:
+        i = 0
+        while i < len(self.actions):
             while not self.stop_event.is_set():
-                ahead = self.clock.real_at(action.at_ms) - time.time()
+                ahead = self.clock.real_at(self.actions[i].at_ms) - time.time()
                 if ahead <= 0:
                     break
                 self.stop_event.wait(min(ahead, 0.2))
             if self.stop_event.is_set():
                 return
-            self.lag_s = max(0.0, time.time() - self.clock.real_at(action.at_ms))
+            now = time.time()
+            j = i + 1
+            while j < len(self.actions) and j - i < BATCH_MAX and self.clock.real_at(self.actions[j].at_ms) <= now:
+                j += 1
+            self.lag_s = max(0.0, now - self.clock.real_at(self.actions[i].at_ms))
             try:
-                self.perform(action)
+                self.perform(self.actions[i:j])
             except Exception:
-                log.exception("%s: %s failed", self.name, action.kind)
-            self.done += 1
+                log.exception("%s: %d action(s) from %s failed", self.name, j - i, self.actions[i].kind)
+            self.done += j - i
+            i = j
 
 
 class QueueSystem:
@@ -81,8 +92,8 @@ class QueueSystem:
             self.lanes.append(lane)
         return self
 
-    def _performer(self, client: httpx.Client) -> Callable[[Action], None]:
-        return lambda action: self._perform(action, client)
+    def _performer(self, client: httpx.Client) -> Callable[[list[Action]], None]:
+        return lambda actions: self._perform(actions, client)
 
     def lag_s(self) -> float:
         """How far behind its timeline the most late lane is (real seconds)."""
@@ -102,26 +113,41 @@ class QueueSystem:
             self.truth.write(json.dumps(doc, separators=(",", ":")) + "\n")
             self.truth.flush()
 
-    def _perform(self, a: Action, client: httpx.Client) -> None:
+    def _perform(self, actions: list[Action], client: httpx.Client) -> None:
+        changes: list[Action] = []
+        for a in actions:
+            if a.kind in ("broker_restart", "server_restart"):
+                self._changes(changes, client)
+                changes = []
+                self._fault(a)
+            else:
+                changes.append(a)
+        self._changes(changes, client)
+
+    def _fault(self, a: Action) -> None:
         if a.kind == "broker_restart":
             if self.restart_broker is not None:
                 self.restart_broker()
                 self._record({"k": "fault", "name": "broker_restart", "at": a.at_ms})
             return
-        if a.kind == "server_restart":
-            self.restart_server()
-            self._record({"k": "fault", "name": "server_restart", "at": a.at_ms})
+        self.restart_server()
+        self._record({"k": "fault", "name": "server_restart", "at": a.at_ms})
+
+    def _changes(self, actions: list[Action], client: httpx.Client) -> None:
+        if not actions:
             return
-        at = datetime.fromtimestamp(a.at_ms / 1000, UTC).isoformat()
-        body = {"official": a.args["official"], "at": at} if a.kind == "sign_in" else {"at": at}
-        path = f"/api/v1/counters/{a.counter}/{a.kind.replace('_', '-')}"
-        status, text = self._post(client, path, body)
-        ok = status in (200, 201)
-        if not ok:
-            self.failed += 1
-            log.warning("queue system: %s %s -> %s %s", a.kind, a.counter, status, text[:300])
-        self._record({"k": "session", "counter": a.counter, "action": a.kind, "official": a.args["official"],
-                      "at": a.at_ms, "ok": ok, "status": status})
+        body = {"changes": [{"counter": a.counter, "action": a.kind, "at": datetime.fromtimestamp(
+            a.at_ms / 1000, UTC).isoformat(), **({"official": a.args["official"]} if a.kind == "sign_in" else {})}
+            for a in actions]}
+        status, text = self._post(client, "/api/v1/sessions/batch", body)
+        results = json.loads(text)["results"] if status == 200 else [{"status": status, "error": text}] * len(actions)
+        for a, r in zip(actions, results, strict=True):
+            ok = r["status"] in (200, 201)
+            if not ok:
+                self.failed += 1
+                log.warning("queue system: %s %s -> %s %s", a.kind, a.counter, r["status"], str(r.get("error"))[:300])
+            self._record({"k": "session", "counter": a.counter, "action": a.kind, "official": a.args["official"],
+                          "at": a.at_ms, "ok": ok, "status": r["status"]})
 
     def _post(self, client: httpx.Client, path: str, body: dict[str, Any]) -> tuple[int, str]:
         for attempt in range(RETRIES):

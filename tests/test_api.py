@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 
 from server import registry
 from server.api.app import create_app
-from server.db.models import AUDIT, COUNTERS, DEVICES, EVENTS
+from server.db.models import AUDIT, COUNTERS, DEVICES, EVENTS, SESSIONS
 from server.db.types import to_ms
 from server.ingest.messages import Incoming
 from server.ingest.pipeline import Pipeline
@@ -86,6 +86,39 @@ def test_sign_in_out_lifecycle(client: TestClient, engine: Engine, office: Offic
     assert out.status_code == 200 and out.json()["ended_at"] is not None
     assert_error(client.post("/api/v1/counters/PX-Q1/sign-out", json={}, headers=queue), 404, "not_found")
     assert_error(client.post("/api/v1/counters/NOPE/sign-out", json={}, headers=queue), 404, "not_found")
+
+
+def test_a_batch_of_session_changes_answers_each_as_its_single_call_would(client: TestClient, engine: Engine,
+                                                                         office: Office) -> None:
+    queue = token(engine, "sessions:write")
+    t = datetime(2026, 11, 2, 0, 30, tzinfo=UTC)
+    changes = [
+        {"counter": "PX-Q1", "action": "sign_in", "official": "PX-CB001", "at": t.isoformat()},
+        {"counter": "PX-Q2", "action": "sign_in", "official": "PX-CB002", "at": t.isoformat()},
+        {"counter": "PX-Q2", "action": "sign_in", "official": "PX-CB404", "at": t.isoformat()},  # unknown
+        {"counter": "PX-Q1", "action": "sign_in", "official": "PX-CB003",  # before the session it would end
+         "at": (t - timedelta(hours=1)).isoformat()},
+        {"counter": "NOPE", "action": "sign_out"},
+        {"counter": "PX-Q2", "action": "sign_in"},  # no official
+        {"counter": "PX-Q1", "action": "sign_out", "at": (t + timedelta(hours=4)).isoformat()},
+    ]
+    res = client.post("/api/v1/sessions/batch", json={"changes": changes}, headers=queue)
+    assert res.status_code == 200, res.text
+    results = res.json()["results"]
+    assert [r["status"] for r in results] == [201, 201, 404, 409, 404, 422, 200]
+    assert all(r["error"]["message"] for r in results if r["status"] >= 400)
+    assert results[6]["session"]["official"] == "PX-CB001" and results[6]["session"]["ended_at"] is not None
+    # the failed changes left nothing behind, the others are stored as their single calls store them
+    with engine.connect() as conn:
+        stored = conn.execute(select(SESSIONS.c.counter_id, SESSIONS.c.ended_at.is_(None))
+                              .order_by(SESSIONS.c.id)).all()
+        audit = conn.execute(select(AUDIT.c.action).where(AUDIT.c.action.like("session.%"))).scalars().all()
+    assert [(c, open_) for c, open_ in stored] == [(office.counters[0], False), (office.counters[1], True)]
+    assert sorted(audit) == ["session.close", "session.open", "session.open"]
+    assert_error(client.post("/api/v1/sessions/batch", json={"changes": []}, headers=queue), 422, "invalid_request")
+    reader = token(engine, "read")
+    assert_error(client.post("/api/v1/sessions/batch", json={"changes": changes[:1]}, headers=reader),
+                 403, "forbidden")
 
 
 def test_official_ratings_count_only_valid_presses(client: TestClient, engine: Engine, office: Office) -> None:

@@ -62,6 +62,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/counters/{code}/sign-in"): Rule(ADMIN, {"code": "PA-Q2"}, {"code": "PB-Q2"},
                                                      {"official": "{a_free_official}"}),
     ("POST", "/api/v1/counters/{code}/sign-out"): Rule(ADMIN, {"code": "PA-Q2"}, {"code": "PB-Q2"}, {}),
+    ("POST", "/api/v1/sessions/batch"): Rule(ADMIN, body={"changes": [{"counter": "PA-Q2", "action": "sign_out"}]}),
     ("GET", "/api/v1/officials/{code}/ratings"): Rule(READ | {"official"}, {"code": "PA-CB001"},
                                                       {"code": "PB-CB001"}, query=f"period={NOW:%Y-%m}"),
     ("GET", "/api/v1/quarantine"): Rule(READ),

@@ -66,5 +66,6 @@ def create_app(settings: Settings, engine: Engine, *, registry: CollectorRegistr
         app.include_router(module.router)
     for module in (hr, tasks, months):  # issue 6: scores for HR, task results, the month lifecycle
         app.include_router(module.router)
+    app.include_router(sessions.batch_router)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).with_name("static"))), name="static")
     return app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -27,6 +27,36 @@ class SessionOut(BaseModel):
     official: str
     started_at: datetime
     ended_at: datetime | None
+
+
+class SessionChange(BaseModel):
+    model_config = _IN
+    counter: str = Field(description="The counter's code", examples=["PX-Q1"])
+    action: Literal["sign_in", "sign_out"]
+    official: str | None = Field(None, description="The official's code (sign_in only)", examples=["PX-CB001"])
+    at: AwareDatetime | None = Field(None, description="When it happened (ISO 8601 with offset); default now")
+
+
+class SessionBatchRequest(BaseModel):
+    model_config = _IN
+    changes: list[SessionChange] = Field(min_length=1, max_length=500,
+                                         description="Applied in this order, each on its own: one that fails "
+                                                     "does not undo the others")
+
+
+class ChangeError(BaseModel):
+    code: str
+    message: str
+
+
+class SessionChangeResult(BaseModel):
+    status: int = Field(description="What the single call would have answered: 201, 200, 403, 404, 409, 422")
+    session: SessionOut | None = None
+    error: ChangeError | None = None
+
+
+class SessionBatchOut(BaseModel):
+    results: list[SessionChangeResult] = Field(description="One per change, in the order sent")
 
 
 class AttributeRequest(BaseModel):
