@@ -86,9 +86,9 @@ def _lock(conn: Connection, counter_id: int, official_id: int | None) -> tuple[A
     sign-outs touching them run one after the other. (SQLite serialises writers anyway.)
 
     FOR NO KEY UPDATE, not FOR UPDATE: ingest inserts events that reference the counter and the
-    official, and each such foreign-key check takes FOR KEY SHARE on them while the batch holds its
-    devices' rows. FOR UPDATE would conflict with that check, and a sign-in then updating those devices
-    (their config revision) would close a deadlock cycle; FOR NO KEY UPDATE still serialises sign-ins."""
+    official, and each such foreign-key check takes FOR KEY SHARE on them; FOR NO KEY UPDATE lets those
+    checks through and still serialises sign-ins, and it waits for (and is waited for by) the FOR SHARE
+    an ingest batch takes on the counters whose events it attributes (SessionIndex.load)."""
     counter = conn.execute(select(COUNTERS.c.id, COUNTERS.c.unit_id).where(COUNTERS.c.id == counter_id)
                            .with_for_update(key_share=True)).first()
     official = None

@@ -122,3 +122,46 @@ def test_a_sign_in_does_not_wait_for_an_ingest_batch_holding_the_counters_device
         published = conn.execute(select(DEVICES.c.config_published_rev).where(DEVICES.c.id == device.id)).scalar_one()
     assert rev > published
     engine.dispose()
+
+
+def test_a_sign_in_waits_for_an_ingest_batch_that_read_the_counters_sessions(pg_url: str) -> None:
+    """Attribution and session changes must see each other: a batch that read a counter's sessions (to
+    attribute its events) keeps a share lock on the counter, and a sign-in there waits for its commit,
+    then settles the batch's events itself. Without the lock the sign-in committed in between and the
+    batch's events stayed unattributed for good."""
+    from sqlalchemy import text
+
+    from server.ingest.attribution import SessionIndex
+    from tests.utils.db import engine_for, wipe
+
+    engine = engine_for(pg_url)
+    wipe(engine)
+    office = make_office(engine)
+    counter = office.counters[0]
+    batch = engine.connect()
+    tx = batch.begin()
+    assert SessionIndex.load(batch, [counter], T0, T0 + timedelta(hours=1)).at(counter, T0) is None
+    done = threading.Event()
+
+    def sign_in_meanwhile() -> None:
+        with engine.begin() as conn:
+            sessions.sign_in(conn, counter_id=counter, official_id=office.officials[0], at=T0,
+                             now=T0 + timedelta(hours=1), actor="queue")
+        done.set()
+
+    worker = threading.Thread(target=sign_in_meanwhile)
+    worker.start()
+    with engine.connect() as probe:
+        waiting = 0
+        for _ in range(100):
+            waiting = probe.execute(text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                                         "AND datname = current_database()")).scalar_one()
+            if waiting:
+                break
+            threading.Event().wait(0.05)
+    assert waiting and not done.is_set(), "the sign-in did not wait for the batch that read the sessions"
+    tx.commit()
+    batch.close()
+    worker.join(10)
+    assert done.is_set()
+    engine.dispose()

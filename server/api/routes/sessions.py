@@ -102,6 +102,10 @@ def batch(req: SessionBatchRequest, request: Request,
     now = utcnow()
     results: list[dict[str, Any]] = []
     with request.app.state.engine.begin() as conn:
+        # Every counter of the batch, locked at once in id order, the order ingest share-locks them in
+        # (SessionIndex.load): locking them change by change could close a cycle with an ingest batch.
+        conn.execute(select(COUNTERS.c.id).where(COUNTERS.c.code.in_(sorted({c.counter for c in req.changes})))
+                     .order_by(COUNTERS.c.id).with_for_update(key_share=True))
         for change in req.changes:
             try:
                 with conn.begin_nested():  # a change that fails leaves nothing behind, and the others stand
