@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -101,10 +102,19 @@ def device_heartbeat_s(heartbeat_s: float, office_factor: float) -> int:
 
 
 class SimSntp:
-    """An SNTP server (RFC 4330) on loopback that tells simulated time: the firmware's NTP source."""
+    """An SNTP server (RFC 4330) on loopback that tells simulated time: the firmware's NTP source.
 
-    def __init__(self, clock: SimClock) -> None:
-        self.clock = clock
+    `now_ms` replaces the clock (the firmware tests' server tells real time shifted); while
+    `answering` is False requests are counted and left unanswered, as when NTP is unreachable."""
+
+    def __init__(self, clock: SimClock | None = None, *, now_ms: Callable[[], int] | None = None) -> None:
+        if now_ms is None:
+            if clock is None:
+                raise ValueError("SimSntp needs a clock or now_ms")
+            now_ms = clock.now_ms
+        self.now_ms = now_ms
+        self.answering = True
+        self.requests = 0
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
@@ -124,9 +134,10 @@ class SimSntp:
                 continue
             except OSError:
                 return
-            if len(req) < 48:
+            self.requests += 1
+            if not self.answering or len(req) < 48:
                 continue
-            t = self.clock.now_ms() / 1000 + NTP_TO_UNIX_S
+            t = self.now_ms() / 1000 + NTP_TO_UNIX_S
             secs, frac = int(t), int((t % 1) * 2**32)
             reply = bytearray(48)
             reply[0] = (4 << 3) | 4  # LI 0, version 4, mode 4 (server)
