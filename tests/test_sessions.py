@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,6 +15,17 @@ from server.sessions import SessionError
 from tests.utils.factories import make_office, sign_in, sign_out
 
 T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)  # 07:00 in Hà Nội
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    """An emptied engine on the real PostgreSQL: the locking tests are about its row locks."""
+    from tests.utils.db import engine_for, wipe
+
+    engine = engine_for(pg_url)
+    wipe(engine)
+    yield engine
+    engine.dispose()
 
 
 def spans(engine: Engine) -> list[tuple[int, int, datetime, datetime | None]]:
@@ -43,13 +55,10 @@ def test_an_official_of_another_unit_is_refused(engine: Engine) -> None:
         sign_in(engine, office.counters[0], stranger, T0)
 
 
-def test_concurrent_sign_in_and_sign_out_on_postgresql_serialise(pg_url: str) -> None:
+def test_concurrent_sign_in_and_sign_out_on_postgresql_serialise(pg_engine: Engine) -> None:
     """The interleaving that used to leave X signed in for ever: A signs X in (uncommitted), B signs
     the counter out meanwhile. B must wait for A and then close X's session, not Y's."""
-    from tests.utils.db import engine_for, wipe
-
-    engine = engine_for(pg_url)
-    wipe(engine)
+    engine = pg_engine
     office = make_office(engine)
     counter, (y, x) = office.counters[0], office.officials[:2]
     sign_in(engine, counter, y, T0)
@@ -73,10 +82,9 @@ def test_concurrent_sign_in_and_sign_out_on_postgresql_serialise(pg_url: str) ->
     assert done.is_set()
     assert spans(engine) == [(counter, y, T0, T0 + timedelta(hours=1)),
                              (counter, x, T0 + timedelta(hours=1), T0 + timedelta(hours=1, minutes=30))]
-    engine.dispose()
 
 
-def test_a_sign_in_does_not_wait_for_an_ingest_batch_holding_the_counters_devices(pg_url: str) -> None:
+def test_a_sign_in_does_not_wait_for_an_ingest_batch_holding_the_counters_devices(pg_engine: Engine) -> None:
     """What a province's morning sign-ins hit: an ingest batch holds its devices' rows (heartbeats) until it
     commits, and inserts events whose foreign keys take FOR KEY SHARE on the counter. A sign-in at that
     counter must neither wait for the batch (it bumped the devices' config revision: a lock convoy that
@@ -84,10 +92,7 @@ def test_a_sign_in_does_not_wait_for_an_ingest_batch_holding_the_counters_device
     from sqlalchemy import text
 
     from server.db.models import DEVICES
-    from tests.utils.db import engine_for, wipe
-
-    engine = engine_for(pg_url)
-    wipe(engine)
+    engine = pg_engine
     office = make_office(engine)
     device = office.devices[0]
     batch = engine.connect()
@@ -121,10 +126,9 @@ def test_a_sign_in_does_not_wait_for_an_ingest_batch_holding_the_counters_device
             COUNTERS, COUNTERS.c.id == DEVICES.c.counter_id).where(DEVICES.c.id == device.id)).scalar_one()
         published = conn.execute(select(DEVICES.c.config_published_rev).where(DEVICES.c.id == device.id)).scalar_one()
     assert rev > published
-    engine.dispose()
 
 
-def test_a_sign_in_waits_for_an_ingest_batch_that_read_the_counters_sessions(pg_url: str) -> None:
+def test_a_sign_in_waits_for_an_ingest_batch_that_read_the_counters_sessions(pg_engine: Engine) -> None:
     """Attribution and session changes must see each other: a batch that read a counter's sessions (to
     attribute its events) keeps a share lock on the counter, and a sign-in there waits for its commit,
     then settles the batch's events itself. Without the lock the sign-in committed in between and the
@@ -132,10 +136,7 @@ def test_a_sign_in_waits_for_an_ingest_batch_that_read_the_counters_sessions(pg_
     from sqlalchemy import text
 
     from server.ingest.attribution import SessionIndex
-    from tests.utils.db import engine_for, wipe
-
-    engine = engine_for(pg_url)
-    wipe(engine)
+    engine = pg_engine
     office = make_office(engine)
     counter = office.counters[0]
     batch = engine.connect()
@@ -164,4 +165,3 @@ def test_a_sign_in_waits_for_an_ingest_batch_that_read_the_counters_sessions(pg_
     batch.close()
     worker.join(10)
     assert done.is_set()
-    engine.dispose()

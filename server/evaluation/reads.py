@@ -44,22 +44,21 @@ def _policy_refs(conn: Connection, pks: set[int]) -> dict[int, dict[str, str]]:
     return {r.id: {"id": r.policy_id, "version": r.version, "sha256": r.sha256} for r in rows}
 
 
-def _snapshot_row(r: Any, period: str, unit_code: str, state: str, policy: dict[str, str]) -> dict[str, Any]:
+def _snapshot_head(r: Any, period: str, unit_code: str, state: str, policy: dict[str, str]) -> dict[str, Any]:
+    """A snapshot's row without the fields of its stored summary."""
     status = "amended" if state == MonthState.FINAL and r.version > 1 else str(state)
-    s = r.summary
     return {"official": r.code, "name": r.full_name, "unit": unit_code, "duty_group": r.duty_group,
             "period": period, "status": status, "version": r.version, "total": _text(r.total), "grade": r.grade,
-            "grade_before_caps": s["grade_before_caps"], "components": s["components"], "criteria": s["criteria"],
-            "satisfaction": s["satisfaction"], "notes": s["notes"], "policy": policy, "digest": r.digest,
-            "scored_at": r.created_at.isoformat()}
+            "policy": policy, "digest": r.digest, "scored_at": r.created_at.isoformat()}
+
+
+def _snapshot_row(r: Any, period: str, unit_code: str, state: str, policy: dict[str, str]) -> dict[str, Any]:
+    return {**_snapshot_head(r, period, unit_code, state, policy), **r.summary}  # summary_of's five keys
 
 
 def _snapshot_json(r: Any, period: str, unit_code: str, state: str, policy: dict[str, str]) -> str:
     """_snapshot_row as JSON text, with the stored summary (raw JSON text, see current_page) spliced in."""
-    status = "amended" if state == MonthState.FINAL and r.version > 1 else str(state)
-    head = _dumps({"official": r.code, "name": r.full_name, "unit": unit_code, "duty_group": r.duty_group,
-                   "period": period, "status": status, "version": r.version, "total": _text(r.total),
-                   "grade": r.grade, "policy": policy, "digest": r.digest, "scored_at": r.created_at.isoformat()})
+    head = _dumps(_snapshot_head(r, period, unit_code, state, policy))
     # The summary is a non-empty JSON object written at close (snapshots are immutable: a trigger).
     return head[:-1] + "," + r.summary.strip()[1:]
 
